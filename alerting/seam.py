@@ -1,0 +1,52 @@
+"""The seam between ingest and the rules: ingest feeds stored readings, rules emit signals.
+
+Ingest only knows ``Evaluator``; swapping the rule engine never touches ingest. A signal is
+not an alert yet: the alert store turns signals into alerts with a lifecycle (one open alert
+per patient and rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from vigie.contract import Reading
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    URGENT = "urgent"
+
+
+class Category(StrEnum):
+    CLINICAL = "clinical"
+    ADHERENCE = "adherence"
+    TECHNICAL = "technical"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSignal:
+    """A rule's verdict on one reading: raise (or keep raised) or clear."""
+
+    patient_id: str
+    rule: str
+    severity: Severity
+    category: Category
+    time: datetime  # measurement time of the reading that raised or cleared it
+    value: float | None
+    message: str
+    reading_id: str | None = None
+    late: bool = False  # raised from a reading measured long before it arrived
+    clear: bool = False  # the condition no longer holds: the store may resolve the alert
+
+
+class Evaluator(Protocol):
+    def evaluate(self, reading: Reading) -> list[AlertSignal]:
+        """Update per-patient state with a stored reading and return the signals it causes.
+
+        Must be idempotent for a reading already seen (same id): ingest may redeliver.
+        """
+        ...

@@ -1,0 +1,1 @@
+"""Sans-I/O device codecs (Bluetooth SIG GATT, IEEE 11073, ASTM) and thin transports."""

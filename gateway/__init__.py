@@ -1,0 +1,1 @@
+"""Edge gateway: device sources, attribution, clock correction, durable outbox, MQTT."""

@@ -1,0 +1,1 @@
+"""Vigie: shared contract, command line, services and demo."""

@@ -1,0 +1,369 @@
+"""The shared contract of Vigie: what a reading is, in which unit, on which MQTT topic.
+
+Every package imports this module and nothing else from its neighbours, so it stays small.
+Bump ``SCHEMA_VERSION`` (and the topic prefix) on any incompatible change to the payload.
+
+- ``Observation``: what a device driver decodes from bytes (no patient, no gateway).
+- ``Reading``: an observation taken by a gateway: attributed, time-corrected, with a
+  deterministic id and a per-device stream sequence number. This is what travels over MQTT.
+- ``Batch``: the JSON payload published on ``observations_topic(gateway_id)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+SCHEMA_VERSION: Final = 1
+TOPIC_PREFIX: Final = "vigie/v1"
+
+
+class Kind(StrEnum):
+    """Canonical observation kinds (architecture brief, 'Canonical observations')."""
+
+    GLUCOSE = "glucose"
+    WEIGHT = "weight"
+    BP_SYSTOLIC = "bp_systolic"
+    BP_DIASTOLIC = "bp_diastolic"
+    BP_MEAN = "bp_mean"
+    HEART_RATE = "heart_rate"
+    SPO2 = "spo2"
+    BODY_TEMPERATURE = "body_temperature"
+    INR = "inr"
+    HBA1C = "hba1c"
+    NT_PROBNP = "nt_probnp"
+    CRP = "crp"
+    CREATININE = "creatinine"
+    BATTERY_LEVEL = "battery_level"
+    UNKNOWN = "unknown"
+
+
+# UCUM units in which each kind is stored. Converted at the edge, original kept beside.
+CANONICAL_UNIT: Final[Mapping[Kind, str]] = {
+    Kind.GLUCOSE: "mg/dL",
+    Kind.WEIGHT: "kg",
+    Kind.BP_SYSTOLIC: "mm[Hg]",
+    Kind.BP_DIASTOLIC: "mm[Hg]",
+    Kind.BP_MEAN: "mm[Hg]",
+    Kind.HEART_RATE: "/min",
+    Kind.SPO2: "%",
+    Kind.BODY_TEMPERATURE: "Cel",
+    Kind.INR: "{INR}",
+    Kind.HBA1C: "%",
+    Kind.NT_PROBNP: "pg/mL",
+    Kind.CRP: "mg/L",
+    Kind.CREATININE: "umol/L",
+    Kind.BATTERY_LEVEL: "%",
+    Kind.UNKNOWN: "",
+}
+
+# LOINC codes (default one per kind; checked against loinc.org search results).
+LOINC: Final[Mapping[Kind, str]] = {
+    Kind.GLUCOSE: "41653-7",
+    Kind.WEIGHT: "29463-7",
+    Kind.BP_SYSTOLIC: "8480-6",
+    Kind.BP_DIASTOLIC: "8462-4",
+    Kind.BP_MEAN: "8478-0",
+    Kind.HEART_RATE: "8867-4",
+    Kind.SPO2: "59408-5",
+    Kind.BODY_TEMPERATURE: "8310-5",
+    Kind.INR: "34714-6",
+    Kind.HBA1C: "4548-4",
+    Kind.NT_PROBNP: "33762-6",
+    Kind.CRP: "1988-5",
+    Kind.CREATININE: "2160-0",
+}
+
+# Physiologically possible ranges in the canonical unit. A value outside is not a reading
+# to act on: ingest quarantines it with the reason instead of storing it.
+PLAUSIBLE_RANGE: Final[Mapping[Kind, tuple[float, float]]] = {
+    Kind.GLUCOSE: (10.0, 1500.0),
+    Kind.WEIGHT: (2.0, 400.0),
+    Kind.BP_SYSTOLIC: (40.0, 300.0),
+    Kind.BP_DIASTOLIC: (20.0, 200.0),
+    Kind.BP_MEAN: (25.0, 250.0),
+    Kind.HEART_RATE: (20.0, 300.0),
+    Kind.SPO2: (40.0, 100.0),
+    Kind.BODY_TEMPERATURE: (25.0, 45.0),
+    Kind.INR: (0.5, 15.0),
+    Kind.HBA1C: (3.0, 20.0),
+    Kind.NT_PROBNP: (0.0, 100000.0),
+    Kind.CRP: (0.0, 1000.0),
+    Kind.CREATININE: (5.0, 3000.0),
+    Kind.BATTERY_LEVEL: (0.0, 100.0),
+}
+
+# Exact conversion factors used at the edge.
+MGDL_PER_MMOLL: Final = 18.016
+KG_PER_LB: Final = 0.45359237
+MMHG_PER_KPA: Final = 7.50062
+
+_ID_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+class ContractError(ValueError):
+    """A value does not follow the contract (bad id, unknown kind, malformed payload)."""
+
+
+def check_id(value: str, what: str) -> str:
+    """Validate an identifier that appears in topics and tags (gateway, device, patient)."""
+    if not isinstance(value, str) or not _ID_PART.match(value):
+        raise ContractError(f"invalid {what} id {value!r}: use 1-128 of [A-Za-z0-9_.:-]")
+    return value
+
+
+def observations_topic(gateway_id: str) -> str:
+    return f"{TOPIC_PREFIX}/gateways/{check_id(gateway_id, 'gateway')}/observations"
+
+
+def status_topic(gateway_id: str) -> str:
+    return f"{TOPIC_PREFIX}/gateways/{check_id(gateway_id, 'gateway')}/status"
+
+
+OBSERVATIONS_SUBSCRIPTION: Final = f"{TOPIC_PREFIX}/gateways/+/observations"
+STATUS_SUBSCRIPTION: Final = f"{TOPIC_PREFIX}/gateways/+/status"
+
+
+def gateway_from_topic(topic: str) -> str:
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:3]) != f"{TOPIC_PREFIX}/gateways":
+        raise ContractError(f"not a Vigie gateway topic: {topic!r}")
+    return check_id(parts[3], "gateway")
+
+
+def utc(ts: datetime) -> datetime:
+    """Return an aware UTC datetime; naive datetimes are refused (time must be explicit)."""
+    if ts.tzinfo is None:
+        raise ContractError(f"naive datetime {ts.isoformat()} where an aware one is required")
+    return ts.astimezone(UTC)
+
+
+def iso(ts: datetime) -> str:
+    return utc(ts).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ContractError(f"bad timestamp {text!r}") from exc
+    return utc(ts)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One value decoded from a device, in canonical units, before attribution.
+
+    ``value`` is None when the device sent a special value (NaN, NRes, +/-INF); ``flags``
+    then says which. ``device_time`` is the device's own clock, naive when the device does not
+    know its time zone, None when it sent no time. ``sequence`` is the device's record number
+    where the protocol has one; ``user_index`` the device's user slot (multi-user scales);
+    ``patient_ref`` a patient id carried by the protocol (ASTM Patient record).
+    """
+
+    kind: Kind
+    value: float | None
+    unit: str
+    device_time: datetime | None = None
+    original_value: float | None = None
+    original_unit: str | None = None
+    sequence: int | None = None
+    user_index: int | None = None
+    patient_ref: str | None = None
+    flags: tuple[str, ...] = ()
+    extra: Mapping[str, str | int | float | bool | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """An observation taken by a gateway: what the cloud receives, one per value."""
+
+    id: str
+    gateway_id: str
+    device_id: str
+    patient_id: str | None
+    stream_seq: int
+    kind: Kind
+    value: float | None
+    unit: str
+    measured_at: datetime  # corrected measurement time, UTC: the time rules and storage use
+    received_at: datetime  # gateway clock when the gateway took it, UTC
+    device_time: str | None  # the device's own time, as it sent it (ISO, maybe naive)
+    clock_offset_s: float  # device clock minus gateway clock, removed from device_time
+    time_zone: str | None  # zone used to read a naive device time
+    time_trusted: bool  # False when measured_at could not be derived from the device time
+    original_value: float | None = None
+    original_unit: str | None = None
+    device_sequence: int | None = None
+    flags: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "device": self.device_id,
+            "patient": self.patient_id,
+            "seq": self.stream_seq,
+            "kind": str(self.kind),
+            "value": self.value,
+            "unit": self.unit,
+            "measured_at": iso(self.measured_at),
+            "received_at": iso(self.received_at),
+            "device_time": self.device_time,
+            "clock_offset_s": self.clock_offset_s,
+            "tz": self.time_zone,
+            "time_trusted": self.time_trusted,
+            "original_value": self.original_value,
+            "original_unit": self.original_unit,
+            "device_seq": self.device_sequence,
+            "flags": list(self.flags),
+        }
+
+
+def reading_id(
+    device_id: str,
+    kind: str,
+    device_time: str | None,
+    device_sequence: int | None,
+    original_value: float | None,
+    original_unit: str | None,
+    received_at: datetime | None = None,
+) -> str:
+    """Deterministic id of a reading: the same device record always gets the same id.
+
+    Built from what the device sent (its id, the kind, its own time, its record number, the
+    raw value and unit). When the device sends neither a time nor a record number, nothing
+    distinguishes a resend from a new reading, so the gateway's receive time is mixed in.
+    """
+    parts = [device_id, kind, device_time or "", "" if device_sequence is None else
+             str(device_sequence), repr(original_value), original_unit or ""]
+    if device_time is None and device_sequence is None:
+        parts.append(iso(received_at) if received_at else "")
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+    return digest
+
+
+def _num(obj: Mapping[str, Any], key: str, *, optional: bool = False) -> float | None:
+    raw = obj.get(key)
+    if raw is None and optional:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ContractError(f"field {key!r} must be a number, got {raw!r}")
+    if not math.isfinite(raw):
+        raise ContractError(f"field {key!r} must be finite, got {raw!r}")
+    return float(raw)
+
+
+def _req_str(obj: Mapping[str, Any], key: str) -> str:
+    raw = obj.get(key)
+    if not isinstance(raw, str):
+        raise ContractError(f"field {key!r} must be a string, got {raw!r}")
+    return raw
+
+
+def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
+    return None if obj.get(key) is None else _req_str(obj, key)
+
+
+def reading_from_json(obj: Any, gateway_id: str) -> Reading:
+    """Validate one reading of a batch; raises ContractError with the reason."""
+    if not isinstance(obj, dict):
+        raise ContractError("a reading must be a JSON object")
+    rid = _req_str(obj, "id")
+    if not re.fullmatch(r"[0-9a-f]{32}", rid):
+        raise ContractError(f"bad reading id {rid!r}")
+    kind_raw = _req_str(obj, "kind")
+    try:
+        kind = Kind(kind_raw)
+    except ValueError as exc:
+        raise ContractError(f"unknown kind {kind_raw!r}") from exc
+    seq = obj.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise ContractError(f"field 'seq' must be a non-negative integer, got {seq!r}")
+    dseq = obj.get("device_seq")
+    if dseq is not None and (isinstance(dseq, bool) or not isinstance(dseq, int)):
+        raise ContractError(f"field 'device_seq' must be an integer, got {dseq!r}")
+    patient = _opt_str(obj, "patient")
+    flags = obj.get("flags", [])
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise ContractError("field 'flags' must be a list of strings")
+    trusted = obj.get("time_trusted")
+    if not isinstance(trusted, bool):
+        raise ContractError("field 'time_trusted' must be a boolean")
+    device = _req_str(obj, "device")
+    unit = _req_str(obj, "unit")
+    return Reading(
+        id=rid,
+        gateway_id=check_id(gateway_id, "gateway"),
+        device_id=check_id(device, "device"),
+        patient_id=None if patient is None else check_id(patient, "patient"),
+        stream_seq=seq,
+        kind=kind,
+        value=_num(obj, "value", optional=True),
+        unit=unit,
+        measured_at=parse_iso(_req_str(obj, "measured_at")),
+        received_at=parse_iso(_req_str(obj, "received_at")),
+        device_time=_opt_str(obj, "device_time"),
+        clock_offset_s=_num(obj, "clock_offset_s") or 0.0,
+        time_zone=_opt_str(obj, "tz"),
+        time_trusted=trusted,
+        original_value=_num(obj, "original_value", optional=True),
+        original_unit=_opt_str(obj, "original_unit"),
+        device_sequence=dseq,
+        flags=tuple(flags),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    gateway_id: str
+    sent_at: datetime
+    readings: tuple[dict[str, Any], ...]  # raw reading objects, validated one by one on ingest
+
+    def encode(self) -> bytes:
+        body = {"v": SCHEMA_VERSION, "gateway": self.gateway_id, "sent_at": iso(self.sent_at),
+                "readings": list(self.readings)}
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode_batch(payload: bytes, topic_gateway: str) -> Batch:
+    """Parse a batch envelope. Readings inside are validated separately (one bad reading must
+    not reject its neighbours). Raises ContractError on a malformed envelope."""
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError(f"payload is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ContractError("payload must be a JSON object")
+    if body.get("v") != SCHEMA_VERSION:
+        raise ContractError(f"unsupported schema version {body.get('v')!r}")
+    if body.get("gateway") != topic_gateway:
+        raise ContractError(
+            f"payload gateway {body.get('gateway')!r} does not match topic {topic_gateway!r}")
+    readings = body.get("readings")
+    if not isinstance(readings, list):
+        raise ContractError("field 'readings' must be a list")
+    return Batch(topic_gateway, parse_iso(_req_str(body, "sent_at")), tuple(readings))
+
+
+def plausibility_problem(kind: Kind, value: float | None, unit: str) -> str | None:
+    """Return why a value cannot be a real reading, or None when it can."""
+    expected = CANONICAL_UNIT[kind]
+    if kind is not Kind.UNKNOWN and unit != expected:
+        return f"{kind} must be in {expected!r}, got {unit!r}"
+    if value is None:
+        return None  # special value from the device: stored as flagged, no number
+    bounds = PLAUSIBLE_RANGE.get(kind)
+    if bounds and not bounds[0] <= value <= bounds[1]:
+        return f"{kind} {value:g} {unit} outside the possible range {bounds[0]:g}-{bounds[1]:g}"
+    return None
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
