@@ -51,7 +51,8 @@ def gateway_run(
 def cloud_run(
     mqtt: Annotated[str, typer.Option(help="Broker as host:port.")] = "127.0.0.1:1883",
     influx: Annotated[str, typer.Option(help="InfluxDB base URL.")] = "http://127.0.0.1:8086",
-    database: Annotated[str, typer.Option(help="InfluxDB database (1.x) or bucket (2.x).")] = "vigie",
+    database: Annotated[str, typer.Option(
+        help="InfluxDB database (1.x) or bucket (2.x).")] = "vigie",
     influx_token: Annotated[str | None, typer.Option(envvar="VIGIE_INFLUX_TOKEN",
                                                       help="Token for InfluxDB 2.x/3.x.")] = None,
     influx_org: Annotated[str, typer.Option(help="Organisation for InfluxDB 2.x.")] = "vigie",

@@ -325,10 +325,11 @@ class Batch:
     gateway_id: str
     sent_at: datetime
     readings: tuple[dict[str, Any], ...]  # raw reading objects, validated one by one on ingest
+    site: str | None = None  # care site of the gateway (home or EHPAD), a tag in storage
 
     def encode(self) -> bytes:
-        body = {"v": SCHEMA_VERSION, "gateway": self.gateway_id, "sent_at": iso(self.sent_at),
-                "readings": list(self.readings)}
+        body = {"v": SCHEMA_VERSION, "gateway": self.gateway_id, "site": self.site,
+                "sent_at": iso(self.sent_at), "readings": list(self.readings)}
         return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -349,7 +350,9 @@ def decode_batch(payload: bytes, topic_gateway: str) -> Batch:
     readings = body.get("readings")
     if not isinstance(readings, list):
         raise ContractError("field 'readings' must be a list")
-    return Batch(topic_gateway, parse_iso(_req_str(body, "sent_at")), tuple(readings))
+    site = _opt_str(body, "site")
+    return Batch(topic_gateway, parse_iso(_req_str(body, "sent_at")), tuple(readings),
+                 None if site is None else check_id(site, "site"))
 
 
 def plausibility_problem(kind: Kind, value: float | None, unit: str) -> str | None:
@@ -367,3 +370,38 @@ def plausibility_problem(kind: Kind, value: float | None, unit: str) -> str | No
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+# Units accepted at the edge for each kind, with the factor to the canonical unit.
+_TO_CANONICAL: Final[Mapping[tuple[Kind, str], float]] = {
+    (Kind.GLUCOSE, "mmol/L"): MGDL_PER_MMOLL,
+    (Kind.WEIGHT, "[lb_av]"): KG_PER_LB,
+    (Kind.WEIGHT, "lb"): KG_PER_LB,
+    (Kind.WEIGHT, "g"): 0.001,
+    (Kind.BP_SYSTOLIC, "kPa"): MMHG_PER_KPA,
+    (Kind.BP_DIASTOLIC, "kPa"): MMHG_PER_KPA,
+    (Kind.BP_MEAN, "kPa"): MMHG_PER_KPA,
+    (Kind.CREATININE, "mg/dL"): 88.42,
+    (Kind.NT_PROBNP, "ng/L"): 1.0,
+}
+_UNIT_ALIASES: Final[Mapping[str, str]] = {"mmHg": "mm[Hg]", "bpm": "/min", "C": "Cel",
+                                            "degC": "Cel", "INR": "{INR}"}
+
+
+def to_canonical(kind: Kind, value: float | None, unit: str
+                 ) -> tuple[float | None, str, float | None, str | None]:
+    """(value, unit, original_value, original_unit) in the canonical unit of ``kind``.
+
+    The original is kept only when a conversion happened. Raises ContractError for a unit
+    that cannot be converted (never guesses).
+    """
+    unit = _UNIT_ALIASES.get(unit, unit)
+    canonical = CANONICAL_UNIT[kind]
+    if unit == canonical or kind is Kind.UNKNOWN:
+        return value, unit, None, None
+    if kind is Kind.BODY_TEMPERATURE and unit in ("[degF]", "degF", "F"):
+        return (None if value is None else round((value - 32) * 5 / 9, 3)), canonical, value, unit
+    factor = _TO_CANONICAL.get((kind, unit))
+    if factor is None:
+        raise ContractError(f"cannot convert {kind} from {unit!r} to {canonical!r}")
+    return (None if value is None else value * factor), canonical, value, unit

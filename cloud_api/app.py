@@ -1,0 +1,112 @@
+"""``vigie cloud run``: ingest worker and HTTP API in one process.
+
+The ingest worker runs in a thread, uvicorn serves the API in the main thread; SIGTERM and
+SIGINT stop both (messages in hand stay unacknowledged and come back from the broker).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import uvicorn
+
+from alerting.basic import BasicRules
+from cloud_api.api import ApiContext, create_app
+from cloud_api.db import make_engine, make_sessions
+from cloud_api.errors import CloudError, ConfigError, StoreUnavailable
+from cloud_api.influx import InfluxV1, InfluxV2, connect_store
+from cloud_api.ingest import Ingest
+from cloud_api.queries import history
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CloudSettings:
+    mqtt: str = "127.0.0.1:1883"
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_db: str = "vigie"
+    influx_token: str | None = None
+    influx_org: str = "vigie"
+    db_url: str = "sqlite:///vigie-cloud.sqlite3"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    client_id: str = "vigie-ingest-1"
+    ingest: bool = True
+    share_group: str | None = None
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"expected host:port, got {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def _connect_store(s: CloudSettings, wait_s: float = 60.0) -> InfluxV1 | InfluxV2:
+    """Connect to InfluxDB, waiting for it to come up (it may start after us)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return connect_store(s.influx_url, s.influx_db, s.influx_token, s.influx_org)
+        except StoreUnavailable as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("%s; waiting", exc)
+            time.sleep(1)
+
+
+def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
+    store = _connect_store(s)
+    sessions = make_sessions(make_engine(s.db_url))
+
+    def load(patient: str, kind: str, start: datetime, end: datetime
+             ) -> list[tuple[datetime, float]]:
+        return history(store, patient, kind, start, end)
+
+    ingest = None
+    if s.ingest:
+        host, port = _host_port(s.mqtt)
+        ingest = Ingest(store, sessions, BasicRules(history=load), host, port,
+                        client_id=s.client_id, share_group=s.share_group)
+
+    def status() -> dict[str, Any]:
+        return {} if ingest is None else dict(vars(ingest.stats))
+
+    return ApiContext(store=store, sessions=sessions, ingest_status=status), ingest
+
+
+def run_cloud(s: CloudSettings) -> int:
+    try:
+        ctx, ingest = build(s)
+    except CloudError as exc:
+        log.error("%s", exc)
+        return 2
+    stop = threading.Event()
+    worker = None
+    if ingest is not None:
+        worker = threading.Thread(target=ingest.run, args=(stop,), name="ingest", daemon=True)
+        worker.start()
+    try:
+        if s.api_port:
+            config = uvicorn.Config(create_app(ctx), host=s.api_host, port=s.api_port,
+                                    log_level="warning", lifespan="off")
+            uvicorn.Server(config).run()  # returns on SIGINT/SIGTERM
+        else:
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            while not stop.is_set():
+                stop.wait(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        if worker is not None:
+            worker.join(timeout=15)
+        ctx.store.close()
+    return 0

@@ -1,0 +1,144 @@
+"""Relational state of the cloud side (SQLAlchemy 2; SQLite by default, PostgreSQL by URL).
+
+Time series live in InfluxDB; this holds what has identity and a lifecycle: gateways and
+their status, device streams and their gaps, quarantined payloads, alerts and their history.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out (SQLite forgets the zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Gateway(Base):
+    __tablename__ = "gateways"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    site: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="unknown")
+    status_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_seen: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    outbox_depth: Mapped[int | None] = mapped_column(Integer)
+
+
+class Stream(Base):
+    """Per (gateway, device) stream: highest sequence number seen."""
+
+    __tablename__ = "streams"
+    gateway_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    high_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_seen: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Gap(Base):
+    """Sequence numbers of a device stream that have not arrived (yet)."""
+
+    __tablename__ = "gaps"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gateway_id: Mapped[str] = mapped_column(String(128), index=True)
+    device_id: Mapped[str] = mapped_column(String(128))
+    first_seq: Mapped[int] = mapped_column(Integer)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    detected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Quarantine(Base):
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    topic: Mapped[str] = mapped_column(String(512))
+    gateway_id: Mapped[str | None] = mapped_column(String(128))
+    reading_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)  # the offending reading or message (truncated)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(String(128), index=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)  # measurement time that raised it
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    raised_at: Mapped[datetime] = mapped_column(UtcDateTime)  # wall time it was raised
+    value: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    reading_id: Mapped[str | None] = mapped_column(String(64))
+    late: Mapped[bool] = mapped_column(default=False)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AlertEvent(Base):
+    """Every transition of an alert, with who and when."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (UniqueConstraint("alert_id", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    who: Mapped[str] = mapped_column(String(128))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+def make_engine(url: str) -> Engine:
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(conn: Any, record: Any) -> None:
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+    Base.metadata.create_all(engine)
+    return engine
+
+
+def make_sessions(engine: Engine) -> sessionmaker[Any]:
+    return sessionmaker(engine, expire_on_commit=False)

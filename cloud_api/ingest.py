@@ -1,0 +1,311 @@
+"""MQTT ingest: observation batches -> InfluxDB -> rules, acknowledged only after the write.
+
+paho runs its network loop in its own thread and hands messages over a queue; this worker takes
+what has arrived (up to ``max_messages``), validates every reading, writes the good ones to
+InfluxDB in one request, records stream gaps, quarantine and alerts in the relational store, and
+only then sends the PUBACKs (MQTT v5, manual acknowledgement, persistent session). A crash or an
+InfluxDB outage before that point leaves the messages unacknowledged: the broker redelivers
+them and the idempotent writes make the redelivery harmless. Bad input is quarantined with
+its reason and acknowledged: it never blocks the stream and never crashes the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerting.seam import Evaluator
+from cloud_api import streams
+from cloud_api.alerts import apply_signals
+from cloud_api.db import Gateway, Quarantine
+from cloud_api.errors import StoreRejected, StoreUnavailable
+from cloud_api.influx import TimeSeriesStore
+from cloud_api.points import to_line
+from vigie.contract import (
+    OBSERVATIONS_SUBSCRIPTION,
+    STATUS_SUBSCRIPTION,
+    ContractError,
+    Reading,
+    decode_batch,
+    gateway_from_topic,
+    now_utc,
+    parse_iso,
+    plausibility_problem,
+    reading_from_json,
+)
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 7 * 86400
+PAYLOAD_KEEP = 4000  # characters of an offending payload kept in quarantine
+
+
+@dataclass
+class IngestStats:
+    messages: int = 0
+    readings_stored: int = 0
+    quarantined: int = 0
+    write_retries: int = 0
+    alerts_opened: int = 0
+    connected: bool = False
+    subscribed: bool = False
+    last_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Work:
+    """What one batch of messages amounts to before anything is written."""
+
+    readings: list[tuple[Reading, str | None]] = field(default_factory=list)
+    quarantine: list[Quarantine] = field(default_factory=list)
+    statuses: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def _quarantine(topic: str, gateway: str | None, reason: str, payload: Any,
+                reading_id: str | None = None) -> Quarantine:
+    text = payload if isinstance(payload, str) else (
+        payload.decode("utf-8", "replace") if isinstance(payload, bytes)
+        else json.dumps(payload, default=str))
+    return Quarantine(received_at=now_utc(), topic=topic[:512], gateway_id=gateway,
+                      reading_id=reading_id, reason=reason[:2000], payload=text[:PAYLOAD_KEEP])
+
+
+class Ingest:
+    def __init__(self, store: TimeSeriesStore, sessions: sessionmaker[Session],
+                 evaluator: Evaluator, host: str, port: int, client_id: str = "vigie-ingest-1",
+                 share_group: str | None = None, max_messages: int = 100) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.evaluator = evaluator
+        self.host, self.port = host, port
+        self.max_messages = max_messages
+        self.stats = IngestStats()
+        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        prefix = f"$share/{share_group}/" if share_group else ""
+        self._subscriptions = [(prefix + OBSERVATIONS_SUBSCRIPTION, 1),
+                               (prefix + STATUS_SUBSCRIPTION, 1)]
+        self.client = self._make_client(client_id)
+
+    def _make_client(self, client_id: str) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=True)
+        client.reconnect_delay_set(1, 10)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
+                      codes: list[ReasonCode], props: Properties | None) -> None:
+        failed = [c for c in codes if c.is_failure]
+        if failed:
+            self.stats.last_error = f"subscription refused: {failed}"
+            log.error("broker refused ingest subscription: %s", failed)
+        else:
+            self.stats.subscribed = True
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
+                    props: Properties | None) -> None:
+        if rc.is_failure:
+            self.stats.last_error = f"broker refused connection: {rc}"
+            log.error("broker refused ingest connection: %s", rc)
+            return
+        self.stats.connected = True
+        client.subscribe(self._subscriptions)
+        log.info("ingest connected to %s:%d", self.host, self.port)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
+                       props: Properties | None) -> None:
+        self.stats.connected = self.stats.subscribed = False
+        if rc.value != 0:
+            log.warning("ingest disconnected: %s", rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(msg)
+
+    # -- running ------------------------------------------------------------------------
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = 1000
+        self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False,
+                                  properties=props)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def run(self, stop: threading.Event) -> None:
+        """Process messages until ``stop`` is set (messages in hand stay unacknowledged)."""
+        self.start()
+        try:
+            while not stop.is_set():
+                batch = self._take(timeout=0.2)
+                if batch:
+                    self.process(batch, stop)
+        finally:
+            self.stop()
+
+    def _take(self, timeout: float) -> list[mqtt.MQTTMessage]:
+        try:
+            first = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        batch = [first]
+        while len(batch) < self.max_messages:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    # -- processing ---------------------------------------------------------------------
+    def process(self, messages: Sequence[mqtt.MQTTMessage], stop: threading.Event) -> bool:
+        """Validate, write, record, then acknowledge. False when stopped before the write."""
+        work = _Work()
+        for msg in messages:
+            self._classify(msg, work)
+        if not self._write(work, stop):
+            return False
+        self._record(work)
+        for msg in messages:
+            if msg.qos > 0:
+                self.client.ack(msg.mid, msg.qos)
+        self.stats.messages += len(messages)
+        return True
+
+    def _classify(self, msg: mqtt.MQTTMessage, work: _Work) -> None:
+        try:
+            gateway = gateway_from_topic(msg.topic)
+        except ContractError as exc:
+            work.quarantine.append(_quarantine(msg.topic, None, str(exc), msg.payload))
+            return
+        if msg.topic.endswith("/status"):
+            self._classify_status(msg, gateway, work)
+            return
+        try:
+            batch = decode_batch(bytes(msg.payload), gateway)
+        except ContractError as exc:
+            work.quarantine.append(_quarantine(msg.topic, gateway, str(exc), msg.payload))
+            return
+        for raw in batch.readings:
+            try:
+                reading = reading_from_json(raw, gateway)
+            except ContractError as exc:
+                rid = raw.get("id") if isinstance(raw, dict) else None
+                work.quarantine.append(_quarantine(msg.topic, gateway, str(exc), raw,
+                                                   rid if isinstance(rid, str) else None))
+                continue
+            problem = plausibility_problem(reading.kind, reading.value, reading.unit)
+            if problem:
+                work.quarantine.append(_quarantine(msg.topic, gateway, problem, raw, reading.id))
+                continue
+            work.readings.append((reading, batch.site))
+
+    def _classify_status(self, msg: mqtt.MQTTMessage, gateway: str, work: _Work) -> None:
+        if not msg.payload:
+            return  # a cleared retained status
+        try:
+            body = json.loads(msg.payload)
+            if not isinstance(body, dict) or body.get("state") not in ("online", "offline"):
+                raise ContractError("status must be {'state': 'online'|'offline', ...}")
+            work.statuses.append((gateway, body))
+        except (ValueError, ContractError) as exc:
+            work.quarantine.append(_quarantine(msg.topic, gateway, f"bad status: {exc}",
+                                               msg.payload))
+
+    def _write(self, work: _Work, stop: threading.Event) -> bool:
+        delay = 0.2
+        while work.readings:
+            ingested = time.time_ns()
+            try:
+                self.store.write([to_line(r, site, ingested) for r, site in work.readings])
+                return True
+            except StoreRejected as exc:
+                log.error("InfluxDB rejected a write, isolating bad points: %s", exc)
+                self._isolate(work, stop)
+            except StoreUnavailable as exc:
+                self.stats.write_retries += 1
+                self.stats.last_error = str(exc)
+                log.warning("InfluxDB unavailable (%s); retrying in %.1f s", exc, delay)
+                if stop.wait(delay):
+                    return False
+                delay = min(delay * 2, 5.0)
+        return True
+
+    def _isolate(self, work: _Work, stop: threading.Event) -> None:
+        """Write reading by reading; quarantine the ones InfluxDB refuses."""
+        kept: list[tuple[Reading, str | None]] = []
+        for reading, site in work.readings:
+            try:
+                self.store.write([to_line(reading, site)])
+                kept.append((reading, site))
+            except StoreRejected as exc:
+                work.quarantine.append(_quarantine("", reading.gateway_id, f"store: {exc}",
+                                                   reading.to_json(), reading.id))
+            except StoreUnavailable:
+                kept.append((reading, site))  # the outer loop retries the lot
+        work.readings = kept
+
+    def _record(self, work: _Work) -> None:
+        now = now_utc()
+        with self.sessions.begin() as session:
+            for q in work.quarantine:
+                log.warning("quarantined from %s: %s", q.gateway_id or q.topic, q.reason)
+                session.add(q)
+            self._record_streams(session, work, now)
+            for gateway, body in work.statuses:
+                self._record_status(session, gateway, body)
+            for reading, _ in work.readings:
+                opened = apply_signals(session, self.evaluator.evaluate(reading))
+                self.stats.alerts_opened += len(opened)
+        self.stats.readings_stored += len(work.readings)
+        self.stats.quarantined += len(work.quarantine)
+
+    @staticmethod
+    def _record_streams(session: Session, work: _Work, now: datetime) -> None:
+        per_device: dict[tuple[str, str], list[int]] = {}
+        sites: dict[str, str | None] = {}
+        for reading, site in work.readings:
+            per_device.setdefault((reading.gateway_id, reading.device_id), []).append(
+                reading.stream_seq)
+            sites[reading.gateway_id] = site
+        for (gateway, device), seqs in per_device.items():
+            streams.record(session, gateway, device, seqs, now)
+        for gateway, site in sites.items():
+            row = session.get(Gateway, gateway) or Gateway(id=gateway)
+            row.last_seen, row.site = now, site or row.site
+            session.add(row)
+
+    @staticmethod
+    def _record_status(session: Session, gateway: str, body: dict[str, Any]) -> None:
+        row = session.get(Gateway, gateway) or Gateway(id=gateway)
+        try:
+            at = parse_iso(str(body.get("at")))
+        except ContractError:
+            at = now_utc()
+        if row.status_at is None or at >= row.status_at:
+            row.status, row.status_at = str(body["state"]), at
+            depth = body.get("outbox")
+            row.outbox_depth = depth if isinstance(depth, int) else row.outbox_depth
+        site = body.get("site")
+        if isinstance(site, str):
+            row.site = site
+        session.add(row)

@@ -1,0 +1,95 @@
+"""``vigie gateway run``: sources -> intake (durable outbox) -> MQTT publisher.
+
+The publisher runs in its own thread (it owns the paho client); sources are asyncio tasks.
+SIGTERM/SIGINT stop the sources, give the publisher ``drain_timeout_s`` to empty the outbox,
+publish the retained "offline" status and exit. What is not yet acknowledged stays in the
+outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from gateway.config import GatewayConfig, load
+from gateway.errors import ConfigError, GatewayError
+from gateway.intake import Intake
+from gateway.outbox import Outbox
+from gateway.publisher import Publisher
+from gateway.sources.base import Source
+from gateway.sources.replay import ReplaySource
+from gateway.sources.sim import SimSource
+
+log = logging.getLogger(__name__)
+
+SOURCE_TYPES: dict[str, type[Source]] = {"replay": ReplaySource, "sim": SimSource}
+
+
+def make_source(options: dict[str, object]) -> Source:
+    kind = str(options.get("type", ""))
+    cls = SOURCE_TYPES.get(kind)
+    if cls is None:
+        raise ConfigError(f"unknown source type {kind!r} (known: {', '.join(SOURCE_TYPES)})")
+    return cls(str(options["name"]), dict(options))
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.outbox = Outbox(config.outbox, config.outbox_capacity)
+        self.intake = Intake(config.gateway_id, self.outbox, config.devices)
+        self.publisher = Publisher(config.gateway_id, self.outbox, config.mqtt)
+        self.sources = [make_source(s) for s in config.sources]
+        self._stop = threading.Event()
+
+    async def run(self) -> None:
+        thread = threading.Thread(target=self.publisher.run, name="mqtt-publisher",
+                                  args=(self._stop, self.config.drain_timeout_s), daemon=True)
+        thread.start()
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        tasks = [asyncio.create_task(s.run(self.intake), name=f"source:{s.name}")
+                 for s in self.sources]
+        log.info("gateway %s running: %d source(s), outbox depth %d", self.config.gateway_id,
+                 len(tasks), self.outbox.depth)
+        try:
+            await self._wait(tasks, stopping)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._stop.set()
+            await asyncio.to_thread(thread.join)
+            log.info("gateway %s stopped; %d reading(s) kept in the outbox",
+                     self.config.gateway_id, self.outbox.depth)
+            self.outbox.close()
+
+    async def _wait(self, tasks: list[asyncio.Task[None]], stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            for task in [t for t in tasks if t.done()]:
+                exc = task.exception()
+                if exc is not None:
+                    raise exc
+            if self.config.exit_when_done and all(t.done() for t in tasks) \
+                    and self.publisher.drained():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 0.1)
+
+
+def run_from_file(path: Path) -> int:
+    try:
+        gateway = Gateway(load(path))
+        asyncio.run(gateway.run())
+    except GatewayError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0

@@ -1,0 +1,256 @@
+"""MQTT publisher: outbox -> broker, QoS 1, removed from the outbox only on PUBACK.
+
+One thread owns the paho client (paho-mqtt 2.x, MQTT v5): it connects with a persistent
+session and a retained last-will ("offline"), runs paho's network loop, publishes batches from
+the outbox while fewer than ``max_inflight`` are unacknowledged, and deletes a batch's rows when
+its PUBACK arrives. Callbacks run inside ``client.loop()`` on this same thread, so there is no
+lock between paho and the pump. Reconnects back off exponentially with full jitter, so a
+fleet of gateways does not hammer a broker that just came back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.outbox import Outbox, Pending
+from vigie.contract import Batch, iso, now_utc, observations_topic, status_topic
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 7 * 86400
+
+
+@dataclass
+class PublisherSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str | None = None
+    keepalive: int = 30
+    batch_size: int = 200
+    max_inflight: int = 16
+    puback_timeout: float = 60.0
+    backoff_min: float = 0.5
+    backoff_max: float = 30.0
+    heartbeat_s: float = 60.0
+    site: str | None = None
+
+
+@dataclass
+class PublisherStats:
+    published_batches: int = 0
+    acked_readings: int = 0
+    refused_batches: int = 0
+    connects: int = 0
+    connected: bool = False
+    last_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter."""
+
+    def __init__(self, low: float, high: float, rng: random.Random | None = None) -> None:
+        self.low, self.high, self.attempt = low, high, 0
+        self._rng = rng or random.Random()
+
+    def next(self) -> float:
+        cap = min(self.high, self.low * (2 ** self.attempt))
+        self.attempt += 1
+        return self._rng.uniform(self.low / 2, cap)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Publisher:
+    def __init__(self, gateway_id: str, outbox: Outbox, settings: PublisherSettings) -> None:
+        self.gateway_id = gateway_id
+        self.outbox = outbox
+        self.s = settings
+        self.stats = PublisherStats()
+        self._topic = observations_topic(gateway_id)
+        self._status_topic = status_topic(gateway_id)
+        self._inflight: dict[int, tuple[list[int], float]] = {}
+        self._high_water = 0  # highest outbox row handed to paho
+        self._retry: list[int] = []  # rows to publish again (refused or never acknowledged)
+        self._retry_after = 0.0
+        self._acks: list[tuple[int, bool]] = []
+        self._connected = False
+        self._last_heartbeat = 0.0
+        self._backoff = Backoff(settings.backoff_min, settings.backoff_max)
+        self._connect_called = False
+        self.client = self._make_client()
+
+    # -- paho ---------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                             client_id=self.s.client_id or f"vigie-gw-{self.gateway_id}",
+                             protocol=mqtt.MQTTv5)
+        client.max_inflight_messages_set(self.s.max_inflight)
+        client.max_queued_messages_set(0)
+        client.connect_timeout = 5.0
+        client.will_set(self._status_topic, self._status_payload("offline"), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    def _status_payload(self, state: str) -> bytes:
+        body = {"state": state, "at": iso(now_utc()), "outbox": self.outbox.depth,
+                "site": self.s.site}
+        return json.dumps(body).encode()
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
+                    props: Properties | None) -> None:
+        if rc.is_failure:
+            self.stats.last_error = f"broker refused connection: {rc}"
+            log.error("broker refused connection: %s", rc)
+            return
+        self._connected = self.stats.connected = True
+        self.stats.connects += 1
+        self._backoff.reset()
+        log.info("connected to broker %s:%d (session present: %s)", self.s.host, self.s.port,
+                 getattr(flags, "session_present", "?"))
+        self._heartbeat(force=True)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
+                       props: Properties | None) -> None:
+        self._connected = self.stats.connected = False
+        if rc.value != 0:
+            log.warning("disconnected from broker: %s", rc)
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode,
+                    props: Properties | None) -> None:
+        self._acks.append((mid, not rc.is_failure))
+        if rc.is_failure:
+            log.error("broker refused batch (mid %d): %s", mid, rc)
+
+    # -- loop ---------------------------------------------------------------------------
+    def run(self, stop: threading.Event, drain_timeout: float = 0.0) -> None:
+        """Publish until ``stop`` is set; then drain for up to ``drain_timeout`` seconds."""
+        drain_deadline: float | None = None
+        while True:
+            if stop.is_set() and drain_deadline is None:
+                drain_deadline = time.monotonic() + drain_timeout
+            if drain_deadline is not None and (
+                    time.monotonic() >= drain_deadline or self.drained()):
+                break
+            if not self._connected and not self._connect_once(stop, drain_deadline):
+                continue
+            self._step()
+        self._close()
+
+    def drained(self) -> bool:
+        return self.outbox.depth == 0 and not self._inflight
+
+    def _connect_once(self, stop: threading.Event, drain_deadline: float | None) -> bool:
+        try:
+            if not self._connect_called:
+                self._connect_called = True
+                props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                props.SessionExpiryInterval = SESSION_EXPIRY_S
+                self.client.connect(self.s.host, self.s.port, keepalive=self.s.keepalive,
+                                    clean_start=False, properties=props)
+            else:
+                self.client.reconnect()
+            deadline = time.monotonic() + 10
+            while not self._connected and time.monotonic() < deadline:
+                if self.client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+            if self._connected:
+                return True
+        except OSError as exc:
+            self.stats.last_error = f"cannot reach broker: {exc}"
+            log.warning("cannot reach broker %s:%d: %s", self.s.host, self.s.port, exc)
+        delay = self._backoff.next()
+        if drain_deadline is not None:
+            delay = min(delay, max(0.0, drain_deadline - time.monotonic()))
+        if drain_deadline is None:
+            stop.wait(delay)
+        else:
+            time.sleep(delay)
+        return False
+
+    def _step(self) -> None:
+        rc = self.client.loop(timeout=0.02)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._connected = self.stats.connected = False
+            return
+        self._handle_acks()
+        self._expire_inflight()
+        self._pump()
+        self._heartbeat()
+
+    def _handle_acks(self) -> None:
+        acks, self._acks = self._acks, []
+        for mid, ok in acks:
+            entry = self._inflight.pop(mid, None)
+            if entry is None:
+                continue  # released earlier on timeout; rows will be (or were) resent
+            rows, _ = entry
+            if ok:
+                self.stats.acked_readings += self.outbox.remove(rows)
+            else:
+                self.stats.refused_batches += 1
+                self._retry.extend(rows)
+                self._retry_after = time.monotonic() + 5.0
+
+    def _expire_inflight(self) -> None:
+        limit = time.monotonic() - self.s.puback_timeout
+        for mid in [m for m, (_, t) in self._inflight.items() if t < limit]:
+            rows, _ = self._inflight.pop(mid)
+            log.warning("no PUBACK for batch mid %d in %.0f s: will resend", mid,
+                        self.s.puback_timeout)
+            self._retry.extend(rows)
+
+    def _next_batch(self) -> list[Pending]:
+        if self._retry and time.monotonic() >= self._retry_after:
+            rows, self._retry = self._retry[: self.s.batch_size], self._retry[self.s.batch_size:]
+            return self.outbox.get(rows)
+        batch = self.outbox.pending(self.s.batch_size, self._high_water)
+        if batch:
+            self._high_water = batch[-1].row
+        return batch
+
+    def _pump(self) -> None:
+        while self._connected and len(self._inflight) < self.s.max_inflight:
+            batch = self._next_batch()
+            if not batch:
+                return
+            payload = Batch(self.gateway_id, now_utc(), tuple(p.body for p in batch),
+                            site=self.s.site).encode()
+            info = self.client.publish(self._topic, payload, qos=1)
+            self._inflight[info.mid] = ([p.row for p in batch], time.monotonic())
+            self.stats.published_batches += 1
+
+    def _heartbeat(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_heartbeat >= self.s.heartbeat_s:
+            self._last_heartbeat = now
+            self.client.publish(self._status_topic, self._status_payload("online"), qos=1,
+                                retain=True)
+
+    def _close(self) -> None:
+        if self._connected:
+            info = self.client.publish(self._status_topic, self._status_payload("offline"),
+                                       qos=1, retain=True)
+            deadline = time.monotonic() + 2
+            while not info.is_published() and time.monotonic() < deadline:
+                if self.client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+                self._handle_acks()
+            self.client.disconnect()
+            self.client.loop(timeout=0.1)
+        self._connected = self.stats.connected = False

@@ -1,0 +1,1 @@
+"""Device sources: where readings enter the gateway."""
