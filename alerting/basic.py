@@ -10,8 +10,9 @@ Deliberately small; the full engine replaces it behind the same ``Evaluator`` se
   (ESC heart-failure guidance; caught 11-20% of decompensations in studies: see
   shared/reference/alert-rules.md). Cleared below 1.5 kg (hysteresis).
 
-Time is measurement time. A reading measured more than ``late_after`` before it reached the
-cloud raises its alert marked late (never an urgent page for an old value).
+Time is measurement time. A reading measured more than ``late_after`` before it is evaluated
+(``clock``: the cloud's clock, or a replay's) raises its alert marked late: an old value is
+never an urgent page, whether it waited in a device, an outbox or a broker queue.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from alerting.seam import AlertSignal, Category, Severity
-from vigie.contract import Kind, Reading
+from vigie.contract import Kind, Reading, now_utc
 
 HistoryLoader = Callable[[str, str, datetime, datetime], list[tuple[datetime, float]]]
 
@@ -33,8 +34,10 @@ WEIGHT_CLEAR_KG = 1.5
 
 class BasicRules:
     def __init__(self, history: HistoryLoader | None = None,
-                 late_after: timedelta = timedelta(hours=1), memory: int = 100_000) -> None:
+                 late_after: timedelta = timedelta(hours=1), memory: int = 100_000,
+                 clock: Callable[[], datetime] = now_utc) -> None:
         self._history = history
+        self._clock = clock
         self._late_after = late_after
         self._weights: dict[str, list[tuple[datetime, float]]] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -60,7 +63,7 @@ class BasicRules:
     def _signal(self, r: Reading, rule: str, severity: Severity, message: str,
                 clear: bool = False) -> AlertSignal:
         assert r.patient_id is not None  # checked by evaluate()
-        late = r.received_at - r.measured_at > self._late_after
+        late = self._clock() - r.measured_at > self._late_after
         if late and severity is Severity.URGENT and not clear:
             severity = Severity.WARNING  # an old value is not an urgent page
         return AlertSignal(r.patient_id, rule, severity, Category.CLINICAL, r.measured_at,

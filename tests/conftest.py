@@ -1,0 +1,197 @@
+"""Shared fixtures: the real services and the real processes of the chain.
+
+Every integration test gets its own Mosquitto and InfluxDB (they start in a fraction of a
+second), so restarts and outages in one test cannot leak into another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cloud_api.errors import CloudError
+from cloud_api.influx import InfluxV1
+from cloud_api.queries import stored_ids
+from vigie.services import Services, free_port
+
+VIGIE = [sys.executable, "-m", "vigie"]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Services]:
+    with Services(tmp_path / "run") as svc:
+        yield svc
+
+
+class Cloud:
+    """``vigie cloud run`` as a real process."""
+
+    def __init__(self, svc: Services, workdir: Path, database: str = "vigie") -> None:
+        self.svc = svc
+        self.workdir = workdir
+        self.database = database
+        self.api_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=10)
+        self.store = InfluxV1(svc.influx.url, database)
+
+    def start(self) -> Cloud:
+        log = (self.workdir / "cloud.log").open("ab")
+        self.proc = subprocess.Popen(
+            [*VIGIE, "cloud", "run", "--mqtt", self.svc.mqtt, "--influx", self.svc.influx.url,
+             "--database", self.database, "--db-url",
+             f"sqlite:///{self.workdir / 'cloud.sqlite3'}", "--api-port", str(self.api_port)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        log.close()
+        wait_for(self._subscribed, 30, "ingest subscribed")
+        return self
+
+    def _subscribed(self) -> bool:
+        try:
+            return bool(self.api.get("/health").json()["ingest"]["subscribed"])
+        except (httpx.HTTPError, KeyError, ValueError):
+            return False
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def close(self) -> None:
+        self.api.close()
+        self.store.close()
+
+    def ids(self) -> list[str]:
+        try:
+            return stored_ids(self.store)
+        except CloudError:  # InfluxDB may be down on purpose in a test
+            return []
+
+    def log(self) -> str:
+        return (self.workdir / "cloud.log").read_text(errors="replace")
+
+
+@pytest.fixture
+def cloud(services: Services, tmp_path: Path) -> Iterator[Cloud]:
+    c = Cloud(services, tmp_path).start()
+    yield c
+    c.stop()
+    c.close()
+
+
+def write_replay(path: Path, n: int, devices: int = 3, start_day: int = 1,
+                 value: Callable[[int], float] | None = None) -> None:
+    """n glucose readings spread over ``devices`` devices, each with a distinct device time."""
+    with path.open("w") as f:
+        for i in range(n):
+            minutes = i * 7
+            day, rest = divmod(minutes, 24 * 60)
+            t = f"2026-10-{start_day + day % 28:02d}T{rest // 60:02d}:{rest % 60:02d}:{i % 60:02d}"
+            f.write(json.dumps({"device": f"dev-{i % devices}", "kind": "glucose",
+                                "value": value(i) if value else 100 + i % 50,
+                                "unit": "mg/dL", "time": t, "seq": i}) + "\n")
+
+
+class GatewayProc:
+    def __init__(self, workdir: Path, svc: Services, gateway_id: str, replay: Path,
+                 rate: float = 0.0, capacity: int = 100_000, exit_when_done: bool = True,
+                 patients: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        devices = "".join(f'[[devices]]\nid = "{d}"\npatient = "{p}"\ntz = "Europe/Paris"\n'
+                          for d, p in (patients or {}).items())
+        self.config = workdir / "gateway.toml"
+        self.config.write_text(f"""
+[gateway]
+id = "{gateway_id}"
+site = "site-1"
+outbox = "outbox.sqlite3"
+outbox_capacity = {capacity}
+exit_when_done = {'true' if exit_when_done else 'false'}
+drain_timeout_s = 2
+[mqtt]
+host = "127.0.0.1"
+port = {svc.mosquitto.port}
+batch_size = 50
+{devices}
+[[sources]]
+type = "replay"
+name = "replay"
+path = "{replay}"
+rate = {rate}
+""")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> GatewayProc:
+        log = (self.workdir / "gateway.log").open("ab")
+        self.proc = subprocess.Popen([*VIGIE, "gateway", "run", "--config", str(self.config)],
+                                     stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return self
+
+    def wait(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def log(self) -> str:
+        return (self.workdir / "gateway.log").read_text(errors="replace")
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path, services: Services) -> Iterator[Callable[..., GatewayProc]]:
+    made: list[GatewayProc] = []
+
+    def make(gateway_id: str, replay: Path, **kw: Any) -> GatewayProc:
+        g = GatewayProc(tmp_path / gateway_id, services, gateway_id, replay, **kw)
+        made.append(g)
+        return g
+
+    yield make
+    for g in made:
+        g.stop()
+
+
+os.environ.setdefault("VIGIE_LOG_LEVEL", "INFO")
