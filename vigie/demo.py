@@ -1,0 +1,290 @@
+"""``vigie demo``: the whole chain on one machine, with simulated homes and an EHPAD.
+
+Starts Mosquitto and InfluxDB (private ports, temporary data), the cloud side (ingest, rules,
+API) and one gateway process per simulated site, each with simulated patients measured in
+accelerated time. Shows live progress; on exit stops the gateways (they drain their outbox),
+waits for the cloud to store what they sent, and reports what was sent, stored, lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from cloud_api.errors import CloudError
+from cloud_api.influx import InfluxV1
+from cloud_api.queries import stored_ids
+from vigie.services import Services, free_port
+
+VIGIE = [sys.executable, "-m", "vigie"]
+
+
+@dataclass
+class DemoOptions:
+    headless: bool = False
+    duration: float | None = None
+    gateways: int = 3
+    patients: int = 4
+    speed: float = 7200.0
+    api_port: int = 0
+    seed: int = 7
+    lookback_days: float = 14.0
+
+
+@dataclass
+class SiteProc:
+    gateway_id: str
+    site: str
+    dir: Path
+    proc: subprocess.Popen[bytes]
+    patients: int
+
+    def counts(self) -> tuple[int, int]:
+        """(readings taken, readings still in the outbox)."""
+        try:
+            with sqlite3.connect(f"file:{self.dir / 'outbox.sqlite3'}?mode=ro", uri=True,
+                                 timeout=1) as db:
+                taken = db.execute("SELECT COUNT(*) FROM seen").fetchone()[0]
+                depth = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+                return int(taken), int(depth)
+        except sqlite3.Error:
+            return 0, 0
+
+    def ids(self) -> set[str]:
+        with sqlite3.connect(self.dir / "outbox.sqlite3") as db:
+            return {str(r[0]) for r in db.execute("SELECT id FROM seen")}
+
+
+def _site_config(opts: DemoOptions, index: int, mqtt_port: int, workdir: Path) -> tuple[str,
+                                                                                        str, int]:
+    ehpad = index == opts.gateways - 1 and opts.gateways > 1
+    site = "ehpad-1" if ehpad else f"home-{index + 1}"
+    gateway_id = f"gw-{site}"
+    count = opts.patients * 2 if ehpad else opts.patients
+    devices, patients = [], []
+    for p in range(count):
+        pid = f"p-{index + 1:02d}{p + 1:02d}"
+        hf = p % 2 == 0
+        device = f"{'scale' if hf else 'gluco'}-{index + 1:02d}{p + 1:02d}"
+        unit = ("[lb_av]" if p % 4 == 2 else "") if hf else ("mmol/L" if p % 4 == 1 else "")
+        offset = [0, 95, -40, 3600][p % 4]  # device clocks are rarely right
+        devices.append(f'[[devices]]\nid = "{device}"\npatient = "{pid}"\n'
+                       f'clock_offset_s = {offset}\ntz = "Europe/Paris"\n')
+        patients.append(f'{{ patient = "{pid}", device = "{device}", profile = '
+                        f'"{"heart_failure" if hf else "diabetes"}", clock_offset_s = {offset},'
+                        f' unit = "{unit}" }}')
+    (workdir / "gateway.toml").write_text(f"""[gateway]
+id = "{gateway_id}"
+site = "{site}"
+outbox = "outbox.sqlite3"
+drain_timeout_s = 5
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+heartbeat_s = 5
+{''.join(devices)}
+[[sources]]
+type = "sim"
+name = "sim"
+seed = {opts.seed}
+speed = {opts.speed}
+lookback_days = {opts.lookback_days}
+patients = [{', '.join(patients)}]
+""")
+    return gateway_id, site, count
+
+
+class Demo:
+    def __init__(self, opts: DemoOptions, workdir: Path) -> None:
+        self.opts = opts
+        self.workdir = workdir
+        self.svc = Services(workdir / "services")
+        self.api_port = opts.api_port or free_port()
+        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=10)
+        self.cloud: subprocess.Popen[bytes] | None = None
+        self.sites: list[SiteProc] = []
+        self.store: InfluxV1 | None = None
+        self.console = Console(stderr=True)
+
+    def _log(self, name: str) -> Any:
+        return (self.workdir / f"{name}.log").open("ab")
+
+    def start(self) -> None:
+        self.console.print(f"[bold]Vigie demo[/] in {self.workdir}")
+        self.svc.start()
+        self.store = InfluxV1(self.svc.influx.url, "vigie")
+        self.console.print(f"  MQTT broker   {self.svc.mqtt}")
+        self.console.print(f"  InfluxDB      {self.svc.influx.url}  (database 'vigie')")
+        with self._log("cloud") as log:
+            self.cloud = subprocess.Popen(
+                [*VIGIE, "cloud", "run", "--mqtt", self.svc.mqtt, "--influx",
+                 self.svc.influx.url, "--db-url", f"sqlite:///{self.workdir / 'cloud.sqlite3'}",
+                 "--api-port", str(self.api_port)], stdout=log, stderr=subprocess.STDOUT)
+        self._wait_ingest()
+        self.console.print(f"  API           http://127.0.0.1:{self.api_port}/docs")
+        for i in range(self.opts.gateways):
+            gdir = self.workdir / f"gateway-{i + 1}"
+            gdir.mkdir(parents=True, exist_ok=True)
+            gid, site, n = _site_config(self.opts, i, self.svc.mosquitto.port, gdir)
+            with self._log(gid) as log:
+                proc = subprocess.Popen([*VIGIE, "gateway", "run", "--config",
+                                         str(gdir / "gateway.toml")], stdout=log,
+                                        stderr=subprocess.STDOUT)
+            self.sites.append(SiteProc(gid, site, gdir, proc, n))
+            self.console.print(f"  gateway       {gid} ({site}, {n} patients)")
+        self.console.print(f"  logs          {self.workdir}/*.log")
+
+    def _wait_ingest(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.cloud is not None and self.cloud.poll() is not None:
+                raise RuntimeError(f"cloud exited; see {self.workdir}/cloud.log")
+            try:
+                if self.api.get("/health").json()["ingest"]["subscribed"]:
+                    return
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("cloud ingest did not subscribe within 60 s")
+
+    def snapshot(self) -> dict[str, Any]:
+        sent = depth = 0
+        for s in self.sites:
+            taken, d = s.counts()
+            sent, depth = sent + taken, depth + d
+        try:
+            alerts = self.api.get("/alerts", params={"limit": 10000}).json()
+            health = self.api.get("/health").json().get("ingest", {})
+        except (httpx.HTTPError, ValueError):
+            alerts, health = [], {}
+        return {"sent": sent, "outbox": depth, "stored": health.get("readings_stored", 0),
+                "quarantined": health.get("quarantined", 0), "alerts": alerts}
+
+    def table(self, snap: dict[str, Any], elapsed: float) -> Table:
+        t = Table(title=f"Vigie demo: {elapsed:.0f} s, x{self.opts.speed:.0f} simulated time")
+        for col in ("readings taken", "in outboxes", "stored", "quarantined", "open alerts"):
+            t.add_column(col, justify="right")
+        open_alerts = sum(1 for a in snap["alerts"] if a["state"] == "open")
+        t.add_row(str(snap["sent"]), str(snap["outbox"]), str(snap["stored"]),
+                  str(snap["quarantined"]), str(open_alerts))
+        return t
+
+    def run_for(self, duration: float | None) -> None:
+        stop = {"now": False}
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop["now"] = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        start = time.monotonic()
+        last_line = 0.0
+        live = None if self.opts.headless else Live(
+            self.table(self.snapshot(), 0), console=self.console, auto_refresh=False)
+        with live or contextlib.nullcontext():
+            while not stop["now"] and (duration is None or time.monotonic() - start < duration):
+                time.sleep(0.5)
+                elapsed = time.monotonic() - start
+                snap = self.snapshot()
+                if self.opts.headless:
+                    if elapsed - last_line >= 5:
+                        last_line = elapsed
+                        self.console.print(
+                            f"[{elapsed:4.0f} s] taken {snap['sent']}, stored "
+                            f"{snap['stored']}, outbox {snap['outbox']}, alerts "
+                            f"{len(snap['alerts'])}")
+                elif live is not None:
+                    live.update(self.table(snap, elapsed), refresh=True)
+
+    def finish(self) -> dict[str, Any]:
+        self.console.print("stopping gateways (they drain their outboxes)...")
+        for s in self.sites:
+            s.proc.send_signal(signal.SIGTERM)
+        for s in self.sites:
+            try:
+                s.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                s.proc.kill()
+        sent: set[str] = set()
+        for s in self.sites:
+            sent |= s.ids()
+        stored = self._wait_stored(sent)
+        quarantined = {q["reading_id"] for q in self._get("/quarantine", [])}
+        alerts = self._get("/alerts", [], {"limit": 10000})
+        counts = Counter(stored)
+        return {
+            "observations_sent": len(sent),
+            "observations_stored": len(counts),
+            "duplicates": sum(c - 1 for c in counts.values()),
+            "quarantined": len(sent & quarantined),
+            "lost": len(sent - set(counts) - quarantined),
+            "still_in_outboxes": sum(s.counts()[1] for s in self.sites),
+            "alerts": dict(sorted(Counter(a["rule"] for a in alerts).items())),
+            "gaps": self._get("/gaps", []),
+        }
+
+    def _get(self, path: str, default: Any, params: dict[str, Any] | None = None) -> Any:
+        try:
+            return self.api.get(path, params=params).json()
+        except (httpx.HTTPError, ValueError):
+            return default
+
+    def _wait_stored(self, sent: set[str], timeout: float = 30) -> list[str]:
+        deadline = time.monotonic() + timeout
+        ids: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                ids = stored_ids(self.store) if self.store else []
+            except CloudError:
+                ids = []
+            if sent <= set(ids):
+                break
+            time.sleep(0.5)
+        return ids
+
+    def close(self) -> None:
+        for s in self.sites:
+            if s.proc.poll() is None:
+                s.proc.kill()
+        if self.cloud is not None and self.cloud.poll() is None:
+            self.cloud.terminate()
+            try:
+                self.cloud.wait(15)
+            except subprocess.TimeoutExpired:
+                self.cloud.kill()
+        self.api.close()
+        if self.store is not None:
+            self.store.close()
+        self.svc.stop()
+
+
+def run_demo(opts: DemoOptions) -> int:
+    duration = opts.duration if opts.duration is not None else (60.0 if opts.headless else None)
+    with tempfile.TemporaryDirectory(prefix="vigie-demo-") as tmp:
+        demo = Demo(opts, Path(tmp))
+        try:
+            demo.start()
+            if not opts.headless:
+                demo.console.print("Press Ctrl-C to stop.")
+            demo.run_for(duration)
+            summary = demo.finish()
+        finally:
+            demo.close()
+    print(json.dumps(summary), flush=True)
+    return 0 if summary["lost"] == 0 and summary["duplicates"] == 0 else 1
