@@ -38,20 +38,47 @@ def _event(session: Session, alert: Alert, who: str, to_state: str, comment: str
                            comment=comment))
 
 
-def _live(session: Session, patient: str, rule: str) -> Alert | None:
-    return session.scalars(select(Alert).where(
-        Alert.patient_id == patient, Alert.rule == rule, Alert.state.in_(LIVE_STATES))).first()
+class LiveIndex:
+    """Which (patient, rule) has a live alert, and its id: a cache of the alerts table.
+
+    Only the ingest worker that owns a patient opens and resolves that patient's alerts (the
+    API only acknowledges, which keeps an alert live), so the worker may keep this in memory
+    and spare a query per signal; most signals are "still fine" clears of nothing.
+    """
+
+    def __init__(self, session: Session) -> None:
+        rows = session.execute(select(Alert.patient_id, Alert.rule, Alert.id)
+                               .where(Alert.state.in_(LIVE_STATES)))
+        self._ids: dict[tuple[str, str], int] = {(p, r): i for p, r, i in rows}
+
+    def get(self, session: Session, patient: str, rule: str) -> Alert | None:
+        alert_id = self._ids.get((patient, rule))
+        alert = None if alert_id is None else session.get(Alert, alert_id)
+        if alert is not None and alert.state not in LIVE_STATES:
+            alert = None  # resolved elsewhere (should not happen: see class docstring)
+        return alert
+
+    def opened(self, alert: Alert) -> None:
+        self._ids[(alert.patient_id, alert.rule)] = alert.id
+
+    def closed(self, alert: Alert) -> None:
+        self._ids.pop((alert.patient_id, alert.rule), None)
 
 
-def apply_signals(session: Session, signals: Iterable[AlertSignal]) -> list[Alert]:
-    """Apply signals inside the caller's transaction; returns alerts opened by them."""
+def apply_signals(session: Session, signals: Iterable[AlertSignal], live: LiveIndex
+                  ) -> list[Alert]:
+    """Apply signals inside the caller's transaction; returns alerts opened by them.
+
+    ``live`` must be updated only if the transaction commits: callers rebuild it on failure.
+    """
     opened: list[Alert] = []
     for sig in signals:
-        alert = _live(session, sig.patient_id, sig.rule)
+        alert = live.get(session, sig.patient_id, sig.rule)
         if sig.clear:
             if alert is not None and sig.time >= alert.last_at:
                 _event(session, alert, "system", "resolved", sig.message)
                 alert.state = "resolved"
+                live.closed(alert)
             continue
         if alert is None:
             alert = Alert(patient_id=sig.patient_id, rule=sig.rule, severity=str(sig.severity),
@@ -61,6 +88,7 @@ def apply_signals(session: Session, signals: Iterable[AlertSignal]) -> list[Aler
             session.add(alert)
             session.flush()
             _event(session, alert, "system", "open", sig.message)
+            live.opened(alert)
             opened.append(alert)
         elif sig.reading_id != alert.reading_id:
             alert.count += 1

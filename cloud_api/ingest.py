@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.seam import Evaluator
 from cloud_api import streams
-from cloud_api.alerts import apply_signals
+from cloud_api.alerts import LiveIndex, apply_signals
 from cloud_api.db import Gateway, Quarantine
 from cloud_api.errors import StoreRejected, StoreUnavailable
 from cloud_api.influx import TimeSeriesStore
@@ -100,6 +100,7 @@ class Ingest:
         self._subscriptions = [(prefix + OBSERVATIONS_SUBSCRIPTION, 1),
                                (prefix + STATUS_SUBSCRIPTION, 1)]
         self.client = self._make_client(client_id)
+        self._live: LiveIndex | None = None
 
     def _make_client(self, client_id: str) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -266,7 +267,18 @@ class Ingest:
 
     def _record(self, work: _Work) -> None:
         now = now_utc()
+        try:
+            self._record_in(work, now)
+        except BaseException:
+            self._live = None  # the cache may hold what the rolled-back transaction did
+            raise
+        self.stats.readings_stored += len(work.readings)
+        self.stats.quarantined += len(work.quarantine)
+
+    def _record_in(self, work: _Work, now: datetime) -> None:
         with self.sessions.begin() as session:
+            if self._live is None:
+                self._live = LiveIndex(session)
             for q in work.quarantine:
                 log.warning("quarantined from %s: %s", q.gateway_id or q.topic, q.reason)
                 session.add(q)
@@ -274,10 +286,8 @@ class Ingest:
             for gateway, body in work.statuses:
                 self._record_status(session, gateway, body)
             for reading, _ in work.readings:
-                opened = apply_signals(session, self.evaluator.evaluate(reading))
+                opened = apply_signals(session, self.evaluator.evaluate(reading), self._live)
                 self.stats.alerts_opened += len(opened)
-        self.stats.readings_stored += len(work.readings)
-        self.stats.quarantined += len(work.quarantine)
 
     @staticmethod
     def _record_streams(session: Session, work: _Work, now: datetime) -> None:

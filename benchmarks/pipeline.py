@@ -1,0 +1,186 @@
+"""Pipeline benchmark: sustained readings/s through one ingest process, and latencies.
+
+    .venv/bin/python benchmarks/pipeline.py [--readings 60000] [--runs 3]
+
+Each run starts its own Mosquitto and InfluxDB, one ``vigie cloud run`` process (ingest with
+QoS 1 and acknowledgement after the InfluxDB write, rules, API), and a load process that
+publishes batches the way gateways do.
+
+- Throughput: ``--readings`` readings published as fast as the broker takes them; the figure
+  is readings / (last reading stored - first published).
+- Latency, at a steady ``--rate`` below saturation: reading-to-InfluxDB is the point's
+  ``ingested_ns`` minus the reading's ``received_at``; reading-to-alert is the alert's
+  ``raised_at`` minus the ``received_at`` of the low glucose that raised it (one in 20 readings
+  is a low glucose of a fresh patient, so each one opens an alert).
+
+Figures are medians over runs: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud_api.influx import InfluxV1
+from cloud_api.points import from_ns
+from cloud_api.queries import point_count
+from vigie.contract import Batch, iso, observations_topic
+from vigie.services import Services, free_port
+
+
+def reading(i: int, gateway: str, low: bool, run_tag: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {"id": secrets.token_hex(16), "device": f"d{i % 50}",
+            "patient": f"p-{run_tag}-{i}" if low else f"p{i % 500}", "seq": i // 50 + 1,
+            "kind": "glucose", "value": 45.0 if low else 100.0 + i % 80, "unit": "mg/dL",
+            "measured_at": iso(now), "received_at": iso(now), "device_time": None,
+            "clock_offset_s": 0.0, "tz": None, "time_trusted": True, "flags": []}
+
+
+class Load:
+    def __init__(self, port: int, gateway: str = "gw-bench") -> None:
+        self.gateway = gateway
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.max_inflight_messages_set(32)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.seq = 0
+
+    def publish(self, n: int, batch: int, rate: float | None, low_every: int, tag: str) -> None:
+        topic = observations_topic(self.gateway)
+        start = time.monotonic()
+        infos = []
+        for first in range(0, n, batch):
+            rows = tuple(reading(self.seq + i, self.gateway,
+                                 low_every > 0 and (self.seq + i) % low_every == 0, tag)
+                         for i in range(first, min(n, first + batch)))
+            payload = Batch(self.gateway, datetime.now(UTC), rows).encode()
+            infos.append(self.client.publish(topic, payload, qos=1))
+            if rate:
+                due = start + (first + batch) / rate
+                time.sleep(max(0.0, due - time.monotonic()))
+        for info in infos:
+            info.wait_for_publish(120)
+        self.seq += n
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def one_run(args: argparse.Namespace, run: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="vigie-bench-") as tmp, Services(Path(tmp)) as svc:
+        api_port = free_port()
+        db = Path(tmp) / "cloud.sqlite3"
+        cloud = subprocess.Popen(
+            [sys.executable, "-m", "vigie", "cloud", "run", "--mqtt", svc.mqtt, "--influx",
+             svc.influx.url, "--db-url", f"sqlite:///{db}", "--api-port", str(api_port)],
+            stdout=subprocess.DEVNULL, stderr=(Path(tmp) / "cloud.log").open("w"))
+        api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10)
+        store = InfluxV1(svc.influx.url, "vigie")
+        try:
+            _wait(lambda: _subscribed(api), 60)
+            load = Load(svc.mosquitto.port)
+            # throughput phase
+            t0 = time.monotonic()
+            load.publish(args.readings, args.batch, None, 0, f"t{run}")
+            published = time.monotonic() - t0
+            _wait(lambda: point_count(store) >= args.readings, 600)
+            elapsed = time.monotonic() - t0
+            # latency phase, below saturation
+            before = point_count(store)
+            lat_n = int(args.rate * args.latency_seconds)
+            t1 = datetime.now(UTC)
+            load.publish(lat_n, args.latency_batch, args.rate, 20, f"l{run}")
+            _wait(lambda: point_count(store) >= before + lat_n, 300)
+            load.close()
+            to_store, to_alert = _latencies(store, db, t1)
+        finally:
+            cloud.terminate()
+            cloud.wait(30)
+            api.close()
+            store.close()
+    return {"readings_per_s": args.readings / elapsed, "publish_s": published,
+            "store_p50_ms": _pct(to_store, 0.5), "store_p99_ms": _pct(to_store, 0.99),
+            "alert_p50_ms": _pct(to_alert, 0.5), "alert_p99_ms": _pct(to_alert, 0.99),
+            "alerts": float(len(to_alert))}
+
+
+def _subscribed(api: httpx.Client) -> bool:
+    try:
+        return bool(api.get("/health").json()["ingest"]["subscribed"])
+    except (httpx.HTTPError, KeyError, ValueError):
+        return False
+
+
+def _wait(pred: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise SystemExit("benchmark: timed out waiting for the pipeline")
+        time.sleep(0.05)
+
+
+def _latencies(store: InfluxV1, db: Path, since: datetime) -> tuple[list[float], list[float]]:
+    rows = store.query("SELECT ingested_ns, received_at, id FROM observation "
+                       f"WHERE time >= '{iso(since)}'")
+    received: dict[str, datetime] = {}
+    to_store = []
+    for s in rows:
+        for ingested, rec, rid in (v[1:] for v in s["values"]):
+            r = datetime.fromisoformat(rec)
+            received[rid] = r
+            to_store.append((from_ns(int(ingested)) - r).total_seconds() * 1000)
+    to_alert = []
+    with sqlite3.connect(db) as conn:
+        for rid, raised in conn.execute("SELECT reading_id, raised_at FROM alerts"):
+            if rid in received:
+                at = datetime.fromisoformat(raised).replace(tzinfo=UTC)
+                to_alert.append((at - received[rid]).total_seconds() * 1000)
+    return to_store, to_alert
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--readings", type=int, default=60_000, help="throughput phase size")
+    ap.add_argument("--batch", type=int, default=200, help="readings per MQTT message")
+    ap.add_argument("--rate", type=float, default=2000.0, help="latency phase readings/s")
+    ap.add_argument("--latency-seconds", type=float, default=10.0)
+    ap.add_argument("--latency-batch", type=int, default=20,
+                    help="readings per message in the latency phase")
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    results = []
+    for run in range(args.runs):
+        r = one_run(args, run)
+        results.append(r)
+        print(f"run {run + 1}: " + ", ".join(f"{k} {v:.1f}" for k, v in r.items()), flush=True)
+    med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+    print(json.dumps({"median_of_runs": args.runs, **{k: round(v, 1) for k, v in med.items()}}))
+    print(f"\nsustained ingest: {med['readings_per_s']:.0f} readings/s (median of {args.runs}); "
+          f"reading->InfluxDB p50 {med['store_p50_ms']:.0f} ms p99 {med['store_p99_ms']:.0f} ms; "
+          f"reading->alert p50 {med['alert_p50_ms']:.0f} ms p99 {med['alert_p99_ms']:.0f} ms "
+          f"at {args.rate:.0f} readings/s")
+
+
+if __name__ == "__main__":
+    main()
