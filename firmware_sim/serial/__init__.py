@@ -1,0 +1,31 @@
+"""Simulated serial instruments (ASTM E1381/E1394) on pseudo-terminals.
+
+Independent of ``device_drivers``: the encoders and the sender role are written from
+the standards here, so tests compare two implementations.
+"""
+
+from firmware_sim.serial.astm_sim import (
+    Faults,
+    GlucometerSim,
+    InstrumentSender,
+    PocAnalyzerSim,
+    PocTest,
+    Timers,
+    astm_escape,
+    sim_frame,
+    sim_frames,
+)
+from firmware_sim.serial.pty_device import PtyDevice
+
+__all__ = [
+    "Faults",
+    "GlucometerSim",
+    "InstrumentSender",
+    "PocAnalyzerSim",
+    "PocTest",
+    "PtyDevice",
+    "Timers",
+    "astm_escape",
+    "sim_frame",
+    "sim_frames",
+]
