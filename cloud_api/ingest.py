@@ -43,7 +43,6 @@ from vigie.contract import (
     decode_batch,
     gateway_from_topic,
     now_utc,
-    parse_iso,
     plausibility_problem,
     reading_from_json,
 )
@@ -306,15 +305,15 @@ class Ingest:
 
     @staticmethod
     def _record_status(session: Session, gateway: str, body: dict[str, Any]) -> None:
+        """Status messages of one gateway arrive in order on one topic: the last one wins.
+
+        Its own ``at`` is not used for ordering: a last will is composed at connect time and
+        published by the broker much later.
+        """
         row = session.get(Gateway, gateway) or Gateway(id=gateway)
-        try:
-            at = parse_iso(str(body.get("at")))
-        except ContractError:
-            at = now_utc()
-        if row.status_at is None or at >= row.status_at:
-            row.status, row.status_at = str(body["state"]), at
-            depth = body.get("outbox")
-            row.outbox_depth = depth if isinstance(depth, int) else row.outbox_depth
+        row.status, row.status_at = str(body["state"]), now_utc()
+        depth = body.get("outbox")
+        row.outbox_depth = depth if isinstance(depth, int) else row.outbox_depth
         site = body.get("site")
         if isinstance(site, str):
             row.site = site

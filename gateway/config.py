@@ -13,6 +13,7 @@
     port = 1883
     batch_size = 200              # readings per MQTT message
     max_inflight = 16             # unacknowledged messages
+    keepalive = 30                # seconds; the broker publishes our last will after 1.5x
 
     [[devices]]
     id = "scale-1"
@@ -75,7 +76,8 @@ def _build(raw: dict[str, Any], base: Path) -> GatewayConfig:
     site = gw.get("site")
     mqtt = PublisherSettings(
         host=str(mq.get("host", "127.0.0.1")), port=int(mq.get("port", 1883)),
-        client_id=mq.get("client_id"), batch_size=int(mq.get("batch_size", 200)),
+        client_id=mq.get("client_id"), keepalive=int(mq.get("keepalive", 30)),
+        batch_size=int(mq.get("batch_size", 200)),
         max_inflight=int(mq.get("max_inflight", 16)),
         heartbeat_s=float(mq.get("heartbeat_s", 60)),
         site=None if site is None else check_id(site, "site"))

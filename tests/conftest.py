@@ -143,6 +143,7 @@ drain_timeout_s = 2
 host = "127.0.0.1"
 port = {svc.mosquitto.port}
 batch_size = 50
+keepalive = 2
 {devices}
 [[sources]]
 type = "replay"

@@ -42,3 +42,17 @@ def test_small_drift_into_the_future_is_tolerated() -> None:
 def test_unknown_zone_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         correct(datetime(2026, 1, 1), RECEIVED, tz="Mars/Olympus")
+
+
+def test_backoff_is_jittered_and_capped() -> None:
+    import random
+
+    from gateway.publisher import Backoff
+
+    b = Backoff(0.5, 30, random.Random(1))
+    delays = [b.next() for _ in range(12)]
+    assert all(0.25 <= d <= 30 for d in delays)
+    assert len(set(delays)) == len(delays), "jitter: no two waits alike"
+    assert max(delays[8:]) > 5, "grows towards the cap"
+    b.reset()
+    assert b.next() <= 0.5

@@ -102,6 +102,9 @@ def test_gateway_kill9_and_restart_loses_nothing(services: Services, cloud: Clou
     gw.kill()
     taken_before = len(_expected_ids(gw.workdir))
     assert 0 < taken_before < 1500
+    # the broker publishes the retained last will once the keepalive (2 s) lapses
+    wait_for(lambda: cloud.api.get("/gateways").json()[0]["status"] == "offline", 15,
+             "gateway marked offline by its last will")
     gw.start()
     assert gw.wait(60) == 0, gw.log()
     _assert_exactly_once(cloud, [gw.workdir], 1500)
@@ -163,3 +166,25 @@ def test_alert_is_raised_stored_and_acknowledged(services: Services, cloud: Clou
     hist = cloud.api.get(f"/alerts/{alerts[0]['id']}/history").json()
     assert [(h["who"], h["to_state"]) for h in hist] == [("system", "open"),
                                                          ("nurse-1", "acknowledged")]
+
+
+def test_sequence_gaps_are_reported(services: Services, cloud: Cloud) -> None:
+    topic = observations_topic("gw-gap")
+
+    def batch(*seqs: int) -> bytes:
+        rows = [{"id": f"{s:032x}", "device": "scale-1", "patient": "p1", "seq": s,
+                 "kind": "weight", "value": 80.0, "unit": "kg",
+                 "measured_at": f"2026-11-01T10:00:{s:02d}Z",
+                 "received_at": "2026-11-01T10:01:00Z", "device_time": None,
+                 "clock_offset_s": 0, "tz": None, "time_trusted": True, "flags": []}
+                for s in seqs]
+        return json.dumps({"v": 1, "gateway": "gw-gap", "sent_at": "2026-11-01T10:01:00Z",
+                           "readings": rows}).encode()
+
+    _publish(services.mosquitto.port, topic, batch(1, 2))
+    _publish(services.mosquitto.port, topic, batch(6))
+    gaps = wait_for(lambda: cloud.api.get("/gaps").json(), 20, "a gap")
+    assert [(g["device"], g["first_seq"], g["last_seq"], g["missing"]) for g in gaps] == [
+        ("scale-1", 3, 5, 3)]
+    _publish(services.mosquitto.port, topic, batch(4))  # a late arrival splits the gap
+    wait_for(lambda: len(cloud.api.get("/gaps").json()) == 2, 20, "the gap split")
