@@ -77,7 +77,9 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
                         client_id=s.client_id, share_group=s.share_group)
 
     def status() -> dict[str, Any]:
-        return {} if ingest is None else dict(vars(ingest.stats))
+        if ingest is None:
+            return {}
+        return {**vars(ingest.stats), "latency_to_store": ingest.latency.summary()}
 
     return ApiContext(store=store, sessions=sessions, ingest_status=status), ingest
 

@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,6 +67,25 @@ class IngestStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class LatencyWindow:
+    """Reading-to-stored latency (gateway receive time to InfluxDB write acknowledged), ms,
+    over the last ``size`` readings. The gateway's and the cloud's clocks are both NTP."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._values: deque[float] = deque(maxlen=size)
+
+    def add(self, stored_at: datetime, readings: Sequence[tuple[Reading, str | None]]) -> None:
+        self._values.extend((stored_at - r.received_at).total_seconds() * 1000
+                            for r, _ in readings)
+
+    def summary(self) -> dict[str, float | int]:
+        values = sorted(self._values)
+        if not values:
+            return {"count": 0}
+        return {"count": len(values), "p50_ms": values[len(values) // 2],
+                "p99_ms": values[min(len(values) - 1, int(len(values) * 0.99))]}
+
+
 @dataclass
 class _Work:
     """What one batch of messages amounts to before anything is written."""
@@ -94,6 +114,7 @@ class Ingest:
         self.host, self.port = host, port
         self.max_messages = max_messages
         self.stats = IngestStats()
+        self.latency = LatencyWindow()
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         prefix = f"$share/{share_group}/" if share_group else ""
         self._subscriptions = [(prefix + OBSERVATIONS_SUBSCRIPTION, 1),
@@ -237,6 +258,7 @@ class Ingest:
             ingested = time.time_ns()
             try:
                 self.store.write([to_line(r, site, ingested) for r, site in work.readings])
+                self.latency.add(now_utc(), work.readings)
                 return True
             except StoreRejected as exc:
                 log.error("InfluxDB rejected a write, isolating bad points: %s", exc)
