@@ -46,6 +46,8 @@ class BasicRules:
     def evaluate(self, reading: Reading) -> list[AlertSignal]:
         if reading.patient_id is None or reading.value is None or self._already(reading.id):
             return []
+        if "non_patient_data" in reading.flags:
+            return []  # control solution, demo mode, cuff inflation: not the patient
         if reading.kind is Kind.GLUCOSE:
             return self._glucose(reading, reading.value)
         if reading.kind is Kind.WEIGHT:
@@ -64,8 +66,8 @@ class BasicRules:
                 clear: bool = False) -> AlertSignal:
         assert r.patient_id is not None  # checked by evaluate()
         late = self._clock() - r.measured_at > self._late_after
-        if late and severity is Severity.URGENT and not clear:
-            severity = Severity.WARNING  # an old value is not an urgent page
+        if (late or not r.time_trusted) and severity is Severity.URGENT and not clear:
+            severity = Severity.WARNING  # an old value, or one of unknown age, is no page
         return AlertSignal(r.patient_id, rule, severity, Category.CLINICAL, r.measured_at,
                            r.value, message, r.id, late=late and not clear, clear=clear)
 

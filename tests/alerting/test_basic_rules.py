@@ -83,3 +83,13 @@ def test_weight_state_is_warmed_from_history() -> None:
     rules.evaluate(reading(Kind.WEIGHT, 72.1))
     assert calls == [("p1", "weight")]
     assert Severity.URGENT == "urgent"
+
+
+def test_untrusted_time_is_never_urgent_and_control_solution_is_ignored() -> None:
+    from dataclasses import replace
+
+    rules = BasicRules(clock=lambda: NOW)
+    r = replace(reading(Kind.GLUCOSE, 40), time_trusted=False)
+    assert raised(rules, r) == [("glucose_low_l2", "warning", False)]
+    control = replace(reading(Kind.GLUCOSE, 40), flags=("non_patient_data",))
+    assert rules.evaluate(control) == []
