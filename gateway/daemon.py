@@ -22,11 +22,13 @@ from gateway.outbox import Outbox
 from gateway.publisher import Publisher
 from gateway.sources.base import Source
 from gateway.sources.replay import ReplaySource
+from gateway.sources.serial import SerialSource
 from gateway.sources.sim import SimSource
 
 log = logging.getLogger(__name__)
 
-SOURCE_TYPES: dict[str, type[Source]] = {"replay": ReplaySource, "sim": SimSource}
+SOURCE_TYPES: dict[str, type[Source]] = {"replay": ReplaySource, "serial": SerialSource,
+                                          "sim": SimSource}
 
 
 def make_source(options: dict[str, object]) -> Source:

@@ -2,8 +2,13 @@
 
 Starts Mosquitto and InfluxDB (private ports, temporary data), the cloud side (ingest, rules,
 API) and one gateway process per simulated site, each with simulated patients measured in
-accelerated time. Shows live progress; on exit stops the gateways (they drain their outbox),
-waits for the cloud to store what they sent, and reports what was sent, stored, lost.
+accelerated time. The EHPAD (the last site, when there are several) also has a shared
+point-of-care analyzer on a serial line: an ASTM simulator on a pseudo-terminal, run by this
+process, sends a result for a random resident every few real seconds (now and then for a
+patient id the gateway does not know: stored unattributed), and the EHPAD gateway reads it
+through a ``serial`` source exactly as it would read ``/dev/ttyUSB0``. Shows live progress; on
+exit stops the gateways (they drain their outbox), waits for the cloud to store what they
+sent, and reports what was sent, stored, lost.
 """
 
 from __future__ import annotations
@@ -30,9 +35,12 @@ from rich.table import Table
 from cloud_api.errors import CloudError
 from cloud_api.influx import InfluxV1
 from cloud_api.queries import stored_ids
+from firmware_sim.serial import PtyDevice, start_ward_analyzer
 from vigie.services import Services, free_port
 
 VIGIE = [sys.executable, "-m", "vigie"]
+POC_INTERVAL_S = 3.0  # real seconds between two results of the EHPAD's analyzer
+POC_UNKNOWN_SHARE = 0.15  # share of results keyed with a patient id the gateway does not know
 
 
 @dataclass
@@ -71,9 +79,28 @@ class SiteProc:
             return {str(r[0]) for r in db.execute("SELECT id FROM seen")}
 
 
-def _site_config(opts: DemoOptions, index: int, mqtt_port: int, workdir: Path) -> tuple[str,
-                                                                                        str, int]:
-    ehpad = index == opts.gateways - 1 and opts.gateways > 1
+def _is_ehpad(opts: DemoOptions, index: int) -> bool:
+    return index == opts.gateways - 1 and opts.gateways > 1
+
+
+def _residents(opts: DemoOptions, index: int) -> dict[str, str]:
+    """ASTM patient id keyed in at the EHPAD's analyzer -> Vigie patient id of the resident."""
+    return {f"EH{index + 1:02d}{p + 1:02d}": f"p-{index + 1:02d}{p + 1:02d}"
+            for p in range(opts.patients * 2)}
+
+
+def _poc_config(opts: DemoOptions, index: int, port: str) -> tuple[str, str]:
+    """([[devices]] block, [[sources]] block) of the EHPAD's shared serial POC analyzer."""
+    refs = ", ".join(f'"{ref}" = "{pid}"' for ref, pid in _residents(opts, index).items())
+    device = f"poc-{index + 1:02d}"
+    return (f'[[devices]]\nid = "{device}"\npatients = {{ {refs} }}\ntz = "Europe/Paris"\n',
+            f'[[sources]]\ntype = "serial"\nname = "poc"\nport = "{port}"\n'
+            f'family = "astm-poc"\ndevice = "{device}"\nbaudrate = 9600\n')
+
+
+def _site_config(opts: DemoOptions, index: int, mqtt_port: int, workdir: Path,
+                 poc_port: str | None = None) -> tuple[str, str, int]:
+    ehpad = _is_ehpad(opts, index)
     site = "ehpad-1" if ehpad else f"home-{index + 1}"
     gateway_id = f"gw-{site}"
     count = opts.patients * 2 if ehpad else opts.patients
@@ -89,6 +116,7 @@ def _site_config(opts: DemoOptions, index: int, mqtt_port: int, workdir: Path) -
         patients.append(f'{{ patient = "{pid}", device = "{device}", profile = '
                         f'"{"heart_failure" if hf else "diabetes"}", clock_offset_s = {offset},'
                         f' unit = "{unit}" }}')
+    poc_device, poc_source = _poc_config(opts, index, poc_port) if poc_port else ("", "")
     (workdir / "gateway.toml").write_text(f"""[gateway]
 id = "{gateway_id}"
 site = "{site}"
@@ -98,7 +126,7 @@ drain_timeout_s = 5
 host = "127.0.0.1"
 port = {mqtt_port}
 heartbeat_s = 5
-{''.join(devices)}
+{''.join(devices)}{poc_device}
 [[sources]]
 type = "sim"
 name = "sim"
@@ -106,7 +134,7 @@ seed = {opts.seed}
 speed = {opts.speed}
 lookback_days = {opts.lookback_days}
 patients = [{', '.join(patients)}]
-""")
+{poc_source}""")
     return gateway_id, site, count
 
 
@@ -119,6 +147,7 @@ class Demo:
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=10)
         self.cloud: subprocess.Popen[bytes] | None = None
         self.sites: list[SiteProc] = []
+        self.analyzers: list[PtyDevice] = []
         self.store: InfluxV1 | None = None
         self.console = Console(stderr=True)
 
@@ -141,14 +170,27 @@ class Demo:
         for i in range(self.opts.gateways):
             gdir = self.workdir / f"gateway-{i + 1}"
             gdir.mkdir(parents=True, exist_ok=True)
-            gid, site, n = _site_config(self.opts, i, self.svc.mosquitto.port, gdir)
+            poc = self._start_analyzer(i) if _is_ehpad(self.opts, i) else None
+            gid, site, n = _site_config(self.opts, i, self.svc.mosquitto.port, gdir,
+                                        poc.path if poc else None)
             with self._log(gid) as log:
                 proc = subprocess.Popen([*VIGIE, "gateway", "run", "--config",
                                          str(gdir / "gateway.toml")], stdout=log,
                                         stderr=subprocess.STDOUT)
             self.sites.append(SiteProc(gid, site, gdir, proc, n))
             self.console.print(f"  gateway       {gid} ({site}, {n} patients)")
+            if poc is not None:
+                self.console.print(f"  POC analyzer  {poc.path} (serial ASTM, shared) -> {gid}")
         self.console.print(f"  logs          {self.workdir}/*.log")
+
+    def _start_analyzer(self, index: int) -> PtyDevice:
+        """The EHPAD's shared POC analyzer, simulated on a pty by a thread of this process."""
+        analyzer = start_ward_analyzer(list(_residents(self.opts, index)),
+                                       interval=POC_INTERVAL_S,
+                                       unknown_share=POC_UNKNOWN_SHARE, tz="Europe/Paris",
+                                       seed=self.opts.seed + index)
+        self.analyzers.append(analyzer)
+        return analyzer
 
     def _wait_ingest(self) -> None:
         deadline = time.monotonic() + 60
@@ -262,6 +304,8 @@ class Demo:
         for s in self.sites:
             if s.proc.poll() is None:
                 s.proc.kill()
+        for analyzer in self.analyzers:
+            analyzer.stop()
         if self.cloud is not None and self.cloud.poll() is None:
             self.cloud.terminate()
             try:

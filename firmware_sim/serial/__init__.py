@@ -15,17 +15,24 @@ from firmware_sim.serial.astm_sim import (
     sim_frame,
     sim_frames,
 )
+from firmware_sim.serial.onetouch_sim import OneTouchPty, UltraEasyMeterSim
 from firmware_sim.serial.pty_device import PtyDevice
+from firmware_sim.serial.ward import WardAnalyzerSim, random_test, start_ward_analyzer
 
 __all__ = [
     "Faults",
     "GlucometerSim",
     "InstrumentSender",
+    "OneTouchPty",
     "PocAnalyzerSim",
     "PocTest",
     "PtyDevice",
     "Timers",
+    "UltraEasyMeterSim",
+    "WardAnalyzerSim",
     "astm_escape",
+    "random_test",
     "sim_frame",
     "sim_frames",
+    "start_ward_analyzer",
 ]
