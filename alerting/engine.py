@@ -1,0 +1,338 @@
+"""The rule engine: per-patient state by measurement time, rules evaluated at points in that
+time, signals out. Pure Python, no I/O: it is fed readings (``evaluate``) and clock ticks
+(``tick``), and implements ``alerting.seam.Evaluator``.
+
+Guarantees, and how:
+
+- Order-independent results. Each rule's result at a point (a sample's measurement time, or a
+  UTC day boundary for daily summaries) depends only on the samples at or before it within
+  the rule's look-back. A reading inserted in the past re-evaluates the later points within
+  that look-back, so the ledger of findings (``findings()``) is the same whatever the arrival
+  order.
+- Late is not now. A finding whose point is older than the rule's ``late_after`` (age taken
+  against the reading's receive time or the engine clock, whichever is later) is signalled
+  with ``late=True`` and never above warning: a three-day-old weight is not an urgent page.
+  Level rules (glucose, vitals) have ``stale_after``: older values fire nothing at all.
+- Idempotent. A reading id already seen is ignored (ingest may redeliver).
+- Deterministic. Rules run in catalogue order, points in time order, patients in id order.
+- Warm-up. An optional history loader ``(patient_id, kind, start, end) -> readings`` is
+  called once per patient and kind, when the patient is first seen, to fill the windows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from alerting.rules import RANK, BaseRule, Rule, RuleContext, SilenceRule, default_rules
+from alerting.seam import AlertSignal, Severity
+from alerting.settings import (
+    PatientSettings,
+    RulesConfig,
+    WarmUpError,
+    check_config,
+    is_disabled,
+    merged_overrides,
+)
+from alerting.state import DAY, Finding, PatientState, Sample, Series, dt, ts
+from vigie.contract import CANONICAL_UNIT, Kind, Reading
+
+__all__ = ["Engine", "HistoricReading", "HistoryLoader", "midnights"]
+
+log = logging.getLogger(__name__)
+
+
+class HistoricReading(Protocol):
+    """What the history loader returns: any object with these attributes (a ``Reading``,
+    a row from InfluxDB...)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def value(self) -> float | None: ...
+
+    @property
+    def measured_at(self) -> datetime: ...
+
+
+HistoryLoader = Callable[[str, Kind, datetime, datetime], Iterable[HistoricReading]]
+Point = tuple[float, Sample | None]
+
+
+def midnights(after: float, until: float) -> list[float]:
+    """UTC day boundaries m with after < m <= until."""
+    first = math.floor(after / DAY) + 1
+    last = math.floor(until / DAY)
+    return [d * DAY for d in range(first, last + 1)]
+
+
+class Engine:
+    """Evaluate the rule catalogue over a stream of readings; see the module docstring."""
+
+    def __init__(self, config: RulesConfig | None = None, *,
+                 rules: Sequence[BaseRule[Any]] | None = None,
+                 history_loader: HistoryLoader | None = None) -> None:
+        self._rules = list(default_rules() if rules is None else rules)
+        self._by_id = {rule.id: rule for rule in self._rules}
+        self._config = RulesConfig() if config is None else config
+        check_config(self._config, self._by_id)
+        self._point_rules: dict[Kind, list[Rule[Any]]] = {}
+        for rule in self._rules:
+            if isinstance(rule, Rule):
+                self._point_rules.setdefault(rule.kind, []).append(rule)
+        self._silence_rules = [r for r in self._rules if isinstance(r, SilenceRule)]
+        self._loader = history_loader
+        self._patients: dict[str, PatientState] = {}
+        self._params: dict[tuple[str, str], Any] = {}
+        self._plans: dict[tuple[str, Kind], list[tuple[Rule[Any], Any]]] = {}
+        self._clock: float | None = None
+        self._gateway_seen: dict[str, float] = {}
+        self._heartbeat_gateways: set[str] = set()
+
+    # -- public surface ----------------------------------------------------------------
+
+    @property
+    def rules(self) -> list[BaseRule[Any]]:
+        return list(self._rules)
+
+    @property
+    def clock(self) -> datetime | None:
+        return None if self._clock is None else dt(self._clock)
+
+    def evaluate(self, reading: Reading) -> list[AlertSignal]:
+        """Update the patient's state with a stored reading; return the signals it causes."""
+        pid = reading.patient_id
+        if pid is None:
+            return []
+        state = self._state(pid, reading)
+        measured, received = ts(reading.measured_at), ts(reading.received_at)
+        if reading.id in state.seen or measured < state.horizon.get(reading.kind, -math.inf):
+            return []
+        state.seen.add(reading.id)
+        state.since = min(state.since, measured)
+        state.note_device(reading.device_id, reading.gateway_id, measured, received)
+        self._gateway_seen[reading.gateway_id] = max(
+            received, self._gateway_seen.get(reading.gateway_id, received))
+        signals = []
+        value = self._usable_value(reading)
+        if value is not None and reading.kind in self._point_rules:
+            sample = Sample(measured, value, reading.id, received, reading.device_id)
+            signals += self._on_sample(state, reading.kind, sample)
+        if self._clock is not None and any(r.id in state.raised for r in self._silence_rules):
+            signals += self._silence(state, self._clock, self._silent_gateways(self._clock),
+                                     clear_only=True)
+        return signals
+
+    def tick(self, now: datetime) -> list[AlertSignal]:
+        """Advance the clock (never backwards) and evaluate the silence rules."""
+        t = ts(now) if self._clock is None else max(self._clock, ts(now))
+        self._clock = t
+        silent = self._silent_gateways(t)
+        signals: list[AlertSignal] = []
+        for pid in sorted(self._patients):
+            state = self._patients[pid]
+            signals += self._silence(state, t, silent, clear_only=False)
+            self._prune(state)
+        return signals
+
+    def heartbeat(self, gateway_id: str, at: datetime) -> None:
+        """A gateway status message: it is alive, and from now on watched for silence."""
+        self._heartbeat_gateways.add(gateway_id)
+        self._gateway_seen[gateway_id] = max(ts(at), self._gateway_seen.get(gateway_id, 0.0))
+
+    def findings(self, patient_id: str) -> dict[tuple[str, datetime, str], Finding]:
+        """The current window results of a patient: (rule, evaluation time, sample id) ->
+        finding. Independent of arrival order."""
+        state = self._patients.get(patient_id)
+        if state is None:
+            return {}
+        return {(rule, dt(at), sid): f for (rule, at, sid), f in sorted(state.ledger.items())}
+
+    # -- patients, settings, warm-up ---------------------------------------------------
+
+    def _settings(self, pid: str) -> PatientSettings:
+        return self._config.for_patient(pid)
+
+    def _params_for(self, rule: BaseRule[Any], pid: str) -> Any:
+        key = (pid if pid in self._config.patients else "", rule.id)
+        params = self._params.get(key)
+        if params is None:
+            settings = self._settings(pid)
+            params = rule.make_params(merged_overrides(self._config, settings, rule.id))
+            self._params[key] = params
+        return params
+
+    def _active(self, rule: BaseRule[Any], pid: str, settings: PatientSettings) -> bool:
+        if rule.can_disable and is_disabled(self._config, settings, rule.id):
+            return False
+        return rule.applies(settings)
+
+    def _plan(self, pid: str, kind: Kind) -> list[tuple[Rule[Any], Any]]:
+        """The active rules of a kind for a patient, with their parameters (cached)."""
+        key = (pid if pid in self._config.patients else "", kind)
+        plan = self._plans.get(key)
+        if plan is None:
+            settings = self._settings(pid)
+            plan = [(rule, self._params_for(rule, pid))
+                    for rule in self._point_rules.get(kind, [])
+                    if self._active(rule, pid, settings)]
+            self._plans[key] = plan
+        return plan
+
+    def _lookback(self, kind: Kind, pid: str) -> float:
+        rules = self._point_rules.get(kind, [])
+        return max((r.lookback(self._params_for(r, pid)) for r in rules), default=0.0)
+
+    def _state(self, pid: str, reading: Reading) -> PatientState:
+        state = self._patients.get(pid)
+        if state is None:
+            state = PatientState(pid)
+            if self._loader is not None:
+                self._warm_up(state, self._loader, reading.measured_at)
+            self._patients[pid] = state
+        return state
+
+    def _warm_up(self, state: PatientState, loader: HistoryLoader, until: datetime) -> None:
+        for kind in self._point_rules:
+            start = dt(ts(until) - self._lookback(kind, state.patient_id) - DAY)
+            try:
+                items = list(loader(state.patient_id, kind, start, until))
+            except Exception as exc:  # the loader is the cloud's adapter: any failure = retry
+                raise WarmUpError(f"history loader failed for {kind}: {exc}") from exc
+            for item in items:
+                if item.value is not None and item.id not in state.seen:
+                    t = ts(item.measured_at)
+                    state.get(kind).insert(Sample(t, float(item.value), item.id, t))
+                    state.seen.add(item.id)
+                    state.since = min(state.since, t)
+        log.debug("warmed up a patient with %d samples", len(state.seen))
+
+    @staticmethod
+    def _usable_value(reading: Reading) -> float | None:
+        """The value, when rules may use it: a finite number in the canonical unit (ingest
+        quarantines the rest; a device's special value carries no number)."""
+        value = reading.value
+        if value is None or not math.isfinite(value):
+            return None
+        return value if reading.unit == CANONICAL_UNIT.get(reading.kind) else None
+
+    # -- point rules -------------------------------------------------------------------
+
+    def _on_sample(self, state: PatientState, kind: Kind, sample: Sample) -> list[AlertSignal]:
+        series = state.get(kind)
+        prev_latest = series.latest
+        series.insert(sample)
+        newest = series.latest is sample
+        now = sample.received if self._clock is None else max(sample.received, self._clock)
+        settings = self._settings(state.patient_id)
+        signals: list[AlertSignal] = []
+        for rule, params in self._plan(state.patient_id, kind):
+            for at, point in self._points(rule, params, series, sample, prev_latest, newest):
+                ctx = RuleContext(state, settings, params, at, point)
+                signals += self._evaluate_point(rule, ctx, now, own=point is sample or newest)
+        return signals
+
+    @staticmethod
+    def _points(rule: Rule[Any], params: Any, series: Series, sample: Sample,
+                prev_latest: Sample | None, newest: bool) -> list[Point]:
+        """Where a new sample can change a result: its own point and, when it landed in the
+        past, every later point within the rule's look-back."""
+        horizon = sample.t + rule.lookback(params)
+        latest = series.latest
+        assert latest is not None
+        if rule.daily:
+            if newest:
+                start = prev_latest.t if prev_latest is not None else sample.t
+                return [(m, None) for m in midnights(start, sample.t)]
+            return [(m, None) for m in midnights(sample.t, min(horizon, latest.t))]
+        if newest:
+            return [(sample.t, sample)]
+        return [(s.t, s) for s in series.between(sample.t, horizon)]
+
+    def _evaluate_point(self, rule: Rule[Any], ctx: RuleContext[Any], now: float,
+                        own: bool) -> list[AlertSignal]:
+        state = ctx.state
+        found = rule.evaluate(ctx)
+        key = (rule.id, ctx.at, ctx.sample.id if ctx.sample else "")
+        before = state.ledger.pop(key, None)
+        if found is not None:
+            state.ledger[key] = found
+        stale = rule.stale_after is not None and now - ctx.at > rule.stale_after
+        if found is not None:
+            if stale or (found == before and not own):
+                return []
+            return [self._raise(rule, ctx, found, late=now - ctx.at > rule.late_after)]
+        if (rule.id in state.raised and not stale and self._is_latest(rule, ctx)
+                and rule.cleared(ctx)):
+            del state.raised[rule.id]
+            return [self._signal(rule, state.patient_id, ctx.at, ctx.sample, None, clear=True)]
+        return []
+
+    @staticmethod
+    def _is_latest(rule: Rule[Any], ctx: RuleContext[Any]) -> bool:
+        latest = ctx.state.get(rule.kind).latest
+        if latest is None:
+            return False
+        if rule.daily:
+            return ctx.at == math.floor(latest.t / DAY) * DAY
+        return ctx.sample is latest
+
+    def _raise(self, rule: BaseRule[Any], ctx: RuleContext[Any], found: Finding,
+               late: bool) -> AlertSignal:
+        if late and RANK[found.severity] > RANK[Severity.WARNING]:
+            found = Finding(Severity.WARNING, found.value, found.message)
+        ctx.state.raised[rule.id] = found.severity
+        return self._signal(rule, ctx.state.patient_id, ctx.at, ctx.sample, found, late=late)
+
+    @staticmethod
+    def _signal(rule: BaseRule[Any], pid: str, at: float, sample: Sample | None,
+                found: Finding | None, *, late: bool = False,
+                clear: bool = False) -> AlertSignal:
+        severity = found.severity if found is not None else Severity.INFO
+        message = found.message if found is not None else f"{rule.id}: condition cleared"
+        value = found.value if found is not None else (sample.value if sample else None)
+        return AlertSignal(patient_id=pid, rule=rule.id, severity=severity,
+                           category=rule.category, time=dt(at), value=value, message=message,
+                           reading_id=sample.id if sample else None, late=late, clear=clear)
+
+    # -- silence -----------------------------------------------------------------------
+
+    def _silent_gateways(self, now: float) -> frozenset[str]:
+        rule = self._by_id.get("silence.gateway")
+        if rule is None:
+            return frozenset()
+        params = rule.make_params(self._config.thresholds.get(rule.id, {}))
+        limit = float(params.model_dump()["hours"]) * 3600.0
+        return frozenset(g for g in self._heartbeat_gateways
+                         if now - self._gateway_seen.get(g, now) >= limit)
+
+    def _silence(self, state: PatientState, now: float, silent: frozenset[str],
+                 clear_only: bool) -> list[AlertSignal]:
+        settings = self._settings(state.patient_id)
+        signals: list[AlertSignal] = []
+        for rule in self._silence_rules:
+            if not rule.applies(settings):
+                continue
+            found = rule.check(state, settings, self._params_for(rule, state.patient_id),
+                               now, silent)
+            prev = state.raised.get(rule.id)
+            if found is not None and not clear_only and prev != found.severity:
+                state.raised[rule.id] = found.severity
+                signals.append(self._signal(rule, state.patient_id, now, None, found))
+            elif found is None and prev is not None:
+                del state.raised[rule.id]
+                signals.append(self._signal(rule, state.patient_id, now, None, None,
+                                            clear=True))
+        return signals
+
+    def _prune(self, state: PatientState) -> None:
+        limits = {}
+        for kind, series in state.series.items():
+            latest = series.latest
+            if latest is not None and kind in self._point_rules:
+                limits[kind] = latest.t - self._lookback(kind, state.patient_id) - DAY
+        state.prune(limits)

@@ -1,0 +1,185 @@
+"""Per-patient rule state, ordered by measurement time (never by arrival time).
+
+Times are float POSIX seconds inside the engine (cheap to compare and subtract); datetimes
+only at the edges. A ``Series`` keeps the samples of one kind sorted by (measured time, id),
+so a reading that arrives late or out of order lands where it belongs and every window
+query sees the same data whatever the arrival order was.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from alerting.seam import Severity
+from vigie.contract import Kind
+
+MINUTE = 60.0
+HOUR = 3600.0
+DAY = 86400.0
+_MAX_ID = "\U0010ffff"
+
+
+def ts(when: datetime) -> float:
+    return when.timestamp()
+
+
+def dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value of one kind for one patient, as the rules see it."""
+
+    t: float  # measurement time, POSIX seconds
+    value: float
+    id: str
+    received: float  # gateway receive time, POSIX seconds
+    device_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule's result at one evaluation point (a sample's time, or a day boundary)."""
+
+    severity: Severity
+    value: float | None
+    message: str
+
+
+class Series:
+    """Samples of one kind, sorted by (time, id); window queries by bisection."""
+
+    __slots__ = ("_keys", "_samples")
+
+    def __init__(self) -> None:
+        self._keys: list[tuple[float, str]] = []
+        self._samples: list[Sample] = []
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self._samples)
+
+    def insert(self, sample: Sample) -> None:
+        key = (sample.t, sample.id)
+        at = bisect.bisect_left(self._keys, key)
+        self._keys.insert(at, key)
+        self._samples.insert(at, sample)
+
+    @property
+    def latest(self) -> Sample | None:
+        return self._samples[-1] if self._samples else None
+
+    @property
+    def first(self) -> Sample | None:
+        return self._samples[0] if self._samples else None
+
+    def _lo(self, t: float) -> int:
+        return bisect.bisect_left(self._keys, (t, ""))
+
+    def _hi(self, t: float) -> int:
+        return bisect.bisect_right(self._keys, (t, _MAX_ID))
+
+    def between(self, start: float, end: float) -> list[Sample]:
+        """Samples with start <= t <= end."""
+        return self._samples[self._lo(start):self._hi(end)]
+
+    def values(self, start: float, end: float) -> list[float]:
+        return [s.value for s in self.between(start, end)]
+
+    def last_at_or_before(self, t: float) -> Sample | None:
+        hi = self._hi(t)
+        return self._samples[hi - 1] if hi else None
+
+    def before(self, sample: Sample) -> Sample | None:
+        """The sample just before ``sample`` in (time, id) order."""
+        at = bisect.bisect_left(self._keys, (sample.t, sample.id))
+        return self._samples[at - 1] if at else None
+
+    def after(self, sample: Sample, until: float) -> list[Sample]:
+        """Samples strictly after ``sample`` in (time, id) order, up to ``until``."""
+        at = bisect.bisect_right(self._keys, (sample.t, sample.id))
+        return self._samples[at:self._hi(until)]
+
+    def last_n(self, n: int) -> list[Sample]:
+        return self._samples[-n:]
+
+    def prune_before(self, t: float) -> list[Sample]:
+        """Drop samples older than ``t``; return them (the caller forgets their ids)."""
+        lo = self._lo(t)
+        dropped = self._samples[:lo]
+        del self._keys[:lo], self._samples[:lo]
+        return dropped
+
+
+@dataclass(slots=True)
+class DeviceInfo:
+    gateway_id: str
+    last_received: float
+    recent: list[float] = field(default_factory=list)  # last measurement times, for cadence
+
+    def note(self, measured: float, received: float, gateway_id: str) -> None:
+        self.gateway_id = gateway_id
+        self.last_received = max(self.last_received, received)
+        bisect.insort(self.recent, measured)
+        del self.recent[:-13]
+
+    def median_interval(self) -> float | None:
+        gaps = sorted(b - a for a, b in zip(self.recent, self.recent[1:], strict=False))
+        return gaps[len(gaps) // 2] if len(gaps) >= 4 else None
+
+
+LedgerKey = tuple[str, float, str]  # (rule id, evaluation time, sample id or "")
+
+
+@dataclass(slots=True)
+class PatientState:
+    """Everything the engine remembers about one patient."""
+
+    patient_id: str
+    series: dict[Kind, Series] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+    devices: dict[str, DeviceInfo] = field(default_factory=dict)
+    ledger: dict[LedgerKey, Finding] = field(default_factory=dict)
+    raised: dict[str, Severity] = field(default_factory=dict)  # rule -> last severity sent
+    since: float = float("inf")  # earliest measurement time seen: silence counts from here
+    horizon: dict[Kind, float] = field(default_factory=dict)  # older readings are ignored
+
+    def get(self, kind: Kind) -> Series:
+        found = self.series.get(kind)
+        if found is None:
+            found = self.series[kind] = Series()
+        return found
+
+    def last_time(self, kind: Kind) -> float | None:
+        series = self.series.get(kind)
+        latest = series.latest if series is not None else None
+        return latest.t if latest is not None else None
+
+    def note_device(self, device_id: str, gateway_id: str, measured: float,
+                    received: float) -> None:
+        info = self.devices.get(device_id)
+        if info is None:
+            info = self.devices[device_id] = DeviceInfo(gateway_id, received)
+        info.note(measured, received, gateway_id)
+
+    def prune(self, before: dict[Kind, float]) -> None:
+        """Forget samples older than their kind's longest rule look-back, and their findings.
+
+        Readings measured before a kind's horizon are ignored from then on (they could not
+        change any window), so forgetting their ids does not break idempotency."""
+        for kind, limit in before.items():
+            series = self.series.get(kind)
+            if series is None:
+                continue
+            self.horizon[kind] = max(self.horizon.get(kind, limit), limit)
+            for sample in series.prune_before(limit):
+                self.seen.discard(sample.id)
+        oldest = min(before.values(), default=float("-inf"))
+        for key in [k for k in self.ledger if k[1] < oldest]:
+            del self.ledger[key]
