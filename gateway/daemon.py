@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import signal
 import threading
@@ -21,6 +22,7 @@ from gateway.intake import Intake
 from gateway.outbox import Outbox
 from gateway.publisher import Publisher
 from gateway.sources.base import Source
+from gateway.sources.ble import BleSource
 from gateway.sources.replay import ReplaySource
 from gateway.sources.serial import SerialSource
 from gateway.sources.sim import SimSource
@@ -28,7 +30,7 @@ from gateway.sources.sim import SimSource
 log = logging.getLogger(__name__)
 
 SOURCE_TYPES: dict[str, type[Source]] = {"replay": ReplaySource, "serial": SerialSource,
-                                          "sim": SimSource}
+                                          "sim": SimSource, "ble": BleSource}
 
 
 def make_source(options: dict[str, object]) -> Source:
@@ -42,7 +44,8 @@ def make_source(options: dict[str, object]) -> Source:
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.outbox = Outbox(config.outbox, config.outbox_capacity)
+        self.outbox = Outbox(config.outbox, config.outbox_capacity,
+                             ballast_bytes=config.outbox_reserve_bytes)
         self.intake = Intake(config.gateway_id, self.outbox, config.devices)
         self.publisher = Publisher(config.gateway_id, self.outbox, config.mqtt)
         self.sources = [make_source(s) for s in config.sources]
@@ -88,6 +91,7 @@ class Gateway:
 
 
 def run_from_file(path: Path) -> int:
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` dumps every thread's stack
     try:
         gateway = Gateway(load(path))
         asyncio.run(gateway.run())
