@@ -5,6 +5,7 @@
     site = "home-1"               # care site (home or EHPAD)
     outbox = "outbox.sqlite3"
     outbox_capacity = 100000      # readings; when full, devices are refused, never dropped
+    outbox_reserve_bytes = 1048576  # disk kept back so acknowledged readings can be deleted
     exit_when_done = false        # stop once every source finished and the outbox is empty
     drain_timeout_s = 5           # on SIGTERM, keep publishing this long to empty the outbox
 
@@ -14,6 +15,9 @@
     batch_size = 200              # readings per MQTT message
     max_inflight = 16             # unacknowledged messages
     keepalive = 30                # seconds; the broker publishes our last will after 1.5x
+    tls_ca = "ca.crt"             # secure profile (docs/security.md): TLS, broker checked
+    tls_cert = "client.crt"       #   against this CA; this gateway's certificate and key
+    tls_key = "client.key"        #   (from `vigie pki gateway`); omit all three: plain MQTT
 
     [[devices]]
     id = "scale-1"
@@ -31,6 +35,7 @@
 
 from __future__ import annotations
 
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +54,7 @@ class GatewayConfig:
     site: str | None
     outbox: Path
     outbox_capacity: int
+    outbox_reserve_bytes: int
     exit_when_done: bool
     drain_timeout_s: float
     mqtt: PublisherSettings
@@ -74,13 +80,15 @@ def _build(raw: dict[str, Any], base: Path) -> GatewayConfig:
     mq = raw.get("mqtt", {})
     gateway_id = check_id(gw["id"], "gateway")
     site = gw.get("site")
+    tls = _tls(mq, base)
     mqtt = PublisherSettings(
         host=str(mq.get("host", "127.0.0.1")), port=int(mq.get("port", 1883)),
         client_id=mq.get("client_id"), keepalive=int(mq.get("keepalive", 30)),
         batch_size=int(mq.get("batch_size", 200)),
         max_inflight=int(mq.get("max_inflight", 16)),
         heartbeat_s=float(mq.get("heartbeat_s", 60)),
-        site=None if site is None else check_id(site, "site"))
+        site=None if site is None else check_id(site, "site"),
+        tls_ca=tls["tls_ca"], tls_cert=tls["tls_cert"], tls_key=tls["tls_key"])
     devices = {d["id"]: _device(d) for d in raw.get("devices", [])}
     sources = [dict(s) for s in raw.get("sources", [])]
     for src in sources:
@@ -90,9 +98,30 @@ def _build(raw: dict[str, Any], base: Path) -> GatewayConfig:
     return GatewayConfig(
         gateway_id=gateway_id, site=mqtt.site, outbox=(base / gw.get("outbox", "outbox.sqlite3")),
         outbox_capacity=int(gw.get("outbox_capacity", 100_000)),
+        outbox_reserve_bytes=int(gw.get("outbox_reserve_bytes", 1 << 20)),
         exit_when_done=bool(gw.get("exit_when_done", False)),
         drain_timeout_s=float(gw.get("drain_timeout_s", 5)), mqtt=mqtt, devices=devices,
         sources=sources)
+
+
+def _tls(mq: dict[str, Any], base: Path) -> dict[str, str | None]:
+    """TLS files of [mqtt], resolved and loaded once here so that a bad one is a config error
+    at start, not a traceback from the publisher thread."""
+    files = {k: None if mq.get(k) is None else str((base / str(mq[k])).resolve())
+             for k in ("tls_ca", "tls_cert", "tls_key")}
+    if files["tls_ca"] is None:
+        if files["tls_cert"] or files["tls_key"]:
+            raise ValueError("tls_cert/tls_key need tls_ca (the CA that signed the broker)")
+        return files
+    if (files["tls_cert"] is None) != (files["tls_key"] is None):
+        raise ValueError("tls_cert and tls_key go together")
+    try:
+        ctx = ssl.create_default_context(cafile=files["tls_ca"])
+        if files["tls_cert"] is not None:
+            ctx.load_cert_chain(files["tls_cert"], files["tls_key"])
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"TLS files of [mqtt]: {exc}") from exc
+    return files
 
 
 def _device(d: dict[str, Any]) -> DeviceProfile:

@@ -3,6 +3,7 @@
     GatewayError
     ├── ConfigError        fix the configuration file (usage)
     ├── OutboxFull         refuse the reading at the device side; retry later (nothing dropped)
+    │   └── OutboxDiskFull     the same, because the disk under the outbox is full
     └── OutboxError        the outbox database itself failed (disk, corruption): stop loudly
 """
 
@@ -24,6 +25,16 @@ class OutboxFull(GatewayError):
         super().__init__(f"outbox full ({depth}/{capacity} readings): reading refused")
         self.depth = depth
         self.capacity = capacity
+
+
+class OutboxDiskFull(OutboxFull):
+    """The disk (or the outbox's byte budget) is full: the reading was not taken."""
+
+    def __init__(self, depth: int, detail: str) -> None:
+        GatewayError.__init__(self, f"outbox disk full ({detail}) with {depth} readings "
+                              "waiting: reading refused")
+        self.depth = depth
+        self.capacity = depth
 
 
 class OutboxError(GatewayError):

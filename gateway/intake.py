@@ -59,15 +59,20 @@ class Intake:
 
     def take(self, device_id: str, observations: Sequence[Observation],
              cursor: tuple[str, str] | None = None) -> list[Reading]:
-        profile = self.profile(device_id)
+        return self.take_many([(device_id, obs) for obs in observations], cursor)
+
+    def take_many(self, items: Sequence[tuple[str, Observation]],
+                  cursor: tuple[str, str] | None = None) -> list[Reading]:
+        """Like ``take`` for observations of several devices, in one transaction."""
         received = self._clock()
-        drafts = [self._draft(profile, obs, received) for obs in observations]
+        drafts = [self._draft(self.profile(dev), obs, received) for dev, obs in items]
+        devices = ", ".join(sorted({dev for dev, _ in items}))
         try:
             taken = self.outbox.put(drafts, cursor)
         except OutboxFull as exc:
             with self._lock:
                 self.refused += len(drafts)
-            log.error("device %s: %s", device_id, exc)
+            log.error("device %s: %s", devices, exc)
             raise
         for wake in self._wake:
             wake()

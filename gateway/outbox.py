@@ -8,13 +8,18 @@ Contract with the rest of the gateway:
 - ``remove`` is called only after the broker's PUBACK; until then a reading survives crashes,
   ``kill -9`` and power loss (``synchronous=FULL``).
 - The outbox is bounded: when full, ``put`` raises ``OutboxFull`` and takes nothing. Old
-  readings are never dropped to make room.
+  readings are never dropped to make room. A full disk is the same refusal
+  (``OutboxDiskFull``), not a crash.
+- Deleting acknowledged rows needs a little disk too (WAL frames). A ballast file beside the
+  database reserves that room: when a delete meets a full disk, the ballast is released so the
+  outbox can drain, and it is laid again once there is space.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -22,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gateway.errors import OutboxError, OutboxFull
+from gateway.errors import OutboxDiskFull, OutboxError, OutboxFull
 from vigie.contract import Reading
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,10 @@ CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, cursor TEXT NOT NUL
 """
 
 
+def _disk_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc)
+
+
 @dataclass(frozen=True, slots=True)
 class Pending:
     row: int
@@ -50,10 +59,13 @@ class Pending:
 
 
 class Outbox:
-    def __init__(self, path: Path, capacity: int = 100_000, seen_days: float = 30.0) -> None:
+    def __init__(self, path: Path, capacity: int = 100_000, seen_days: float = 30.0,
+                 ballast_bytes: int = 1 << 20) -> None:
         if capacity < 1:
             raise ValueError("outbox capacity must be at least 1")
         self.path = path
+        self._ballast = path.with_name(path.name + ".reserve")
+        self._ballast_bytes = ballast_bytes
         self.capacity = capacity
         self._seen_s = seen_days * 86400
         self._lock = threading.Lock()
@@ -62,10 +74,60 @@ class Outbox:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            # Keep the WAL small and copied into the database often: on a full disk a WAL
+            # holding everything could be neither checkpointed nor appended to.
+            self._db.execute("PRAGMA wal_autocheckpoint=64")
+            self._db.execute("PRAGMA journal_size_limit=262144")
             self._db.executescript(_SCHEMA)
             self._depth = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot open outbox {path}: {exc}") from exc
+        self._lay_ballast()
+
+    def _lay_ballast(self) -> bool:
+        """Reserve room for deletions; False when the disk cannot spare it yet."""
+        if self._ballast_bytes <= 0 or self._ballast.exists():
+            return True
+        try:
+            with self._ballast.open("wb") as f:
+                f.write(b"\0" * self._ballast_bytes)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            self._ballast.unlink(missing_ok=True)  # no room yet; try again after a drain
+            return False
+        return True
+
+    def _free_bytes(self) -> int:
+        """Room for new readings: free disk plus pages the database freed and will reuse."""
+        st = os.statvfs(self.path.parent)
+        free_pages = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+        page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        return st.f_bavail * st.f_frsize + free_pages * page
+
+    def _ensure_ballast(self) -> bool:
+        """Before taking more: the reserve in place and as much again free on the disk.
+
+        SQLite needs room to delete (WAL frames) and to checkpoint; a disk filled to the last
+        byte by the outbox could do neither, so taking stops well before.
+        """
+        if self._ballast_bytes <= 0:
+            return True
+        if self._ballast.exists():
+            return self._free_bytes() >= self._ballast_bytes
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.debug("checkpoint failed: %s", exc)
+        return self._lay_ballast() and self._free_bytes() >= self._ballast_bytes
+
+    def _release_ballast(self) -> bool:
+        if not self._ballast.exists():
+            return False
+        self._ballast.unlink()
+        log.warning("outbox disk full: released the %d-byte reserve so acknowledged readings "
+                    "can be deleted", self._ballast_bytes)
+        return True
 
     @property
     def depth(self) -> int:
@@ -87,9 +149,13 @@ class Outbox:
         Raises OutboxFull (nothing taken) when the new readings do not fit.
         """
         with self._lock:
+            if not self._ensure_ballast():
+                raise OutboxDiskFull(self._depth, "less free space than the reserve")
             try:
                 return self._put(drafts, cursor)
             except sqlite3.Error as exc:
+                if _disk_full(exc):
+                    raise OutboxDiskFull(self._depth, str(exc)) from exc
                 raise OutboxError(f"outbox write failed: {exc}") from exc
 
     def _put(self, drafts: Sequence[Reading], cursor: tuple[str, str] | None) -> list[Reading]:
@@ -111,7 +177,8 @@ class Outbox:
                            " DO UPDATE SET cursor=excluded.cursor", cursor)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         self._depth += len(added)
         return taken
@@ -165,14 +232,29 @@ class Outbox:
         batch = [(r,) for r in rows]
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                before = self._db.total_changes
-                self._db.executemany("DELETE FROM outbox WHERE row=?", batch)
-                removed = self._db.total_changes - before
-                self._db.execute("COMMIT")
+                removed = self._delete(batch)
             except sqlite3.Error as exc:
-                raise OutboxError(f"outbox delete failed: {exc}") from exc
+                if not (_disk_full(exc) and self._release_ballast()):
+                    raise OutboxError(f"outbox delete failed: {exc}") from exc
+                try:
+                    removed = self._delete(batch)
+                except sqlite3.Error as again:
+                    raise OutboxError(f"outbox delete failed: {again}") from again
             self._depth -= removed
+        return removed
+
+    def _delete(self, batch: list[tuple[int]]) -> int:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            before = db.total_changes
+            db.executemany("DELETE FROM outbox WHERE row=?", batch)
+            removed = db.total_changes - before
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
         return removed
 
     def prune_seen(self, now: float | None = None) -> int:

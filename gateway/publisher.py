@@ -24,6 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.errors import OutboxError
 from gateway.outbox import Outbox, Pending
 from vigie.contract import Batch, iso, now_utc, observations_topic, status_topic
 
@@ -45,6 +46,11 @@ class PublisherSettings:
     backoff_max: float = 30.0
     heartbeat_s: float = 60.0
     site: str | None = None
+    # Secure profile (docs/security.md): TLS with the broker verified against ``tls_ca`` and
+    # this gateway's client certificate. None: plain MQTT, as on the loopback test broker.
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 @dataclass
@@ -101,6 +107,9 @@ class Publisher:
         client.max_inflight_messages_set(self.s.max_inflight)
         client.max_queued_messages_set(0)
         client.connect_timeout = 5.0
+        if self.s.tls_ca is not None:
+            client.tls_set(ca_certs=self.s.tls_ca, certfile=self.s.tls_cert,
+                           keyfile=self.s.tls_key)
         client.will_set(self._status_topic, self._status_payload("offline"), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -201,11 +210,20 @@ class Publisher:
                 continue  # released earlier on timeout; rows will be (or were) resent
             rows, _ = entry
             if ok:
-                self.stats.acked_readings += self.outbox.remove(rows)
+                self._forget(rows)
             else:
                 self.stats.refused_batches += 1
                 self._retry.extend(rows)
                 self._retry_after = time.monotonic() + 5.0
+
+    def _forget(self, rows: list[int]) -> None:
+        try:
+            self.stats.acked_readings += self.outbox.remove(rows)
+        except OutboxError as exc:
+            # Acknowledged but not deleted: they will be sent again (the cloud dedupes).
+            log.error("%s; will resend %d acknowledged readings", exc, len(rows))
+            self._retry.extend(rows)
+            self._retry_after = time.monotonic() + 5.0
 
     def _expire_inflight(self) -> None:
         limit = time.monotonic() - self.s.puback_timeout

@@ -87,10 +87,10 @@ class ReplaySource(Source):
         lines = self.path.read_text().splitlines()
         lineno = start
         while lineno < len(lines):
-            group, device, end = self._group(lines, lineno)
+            group, end = self._group(lines, lineno)
             try:
                 if group:
-                    intake.take(device, group, cursor=(self.name, str(end)))
+                    intake.take_many(group, cursor=(self.name, str(end)))
                 else:
                     intake.outbox.put([], cursor=(self.name, str(end)))
             except OutboxFull:
@@ -100,10 +100,9 @@ class ReplaySource(Source):
             await asyncio.sleep(len(group) / self.rate if self.rate > 0 else 0)
         log.info("replay %s: done (%d lines, %d rejected)", self.name, len(lines), self.rejected)
 
-    def _group(self, lines: list[str], start: int) -> tuple[list[Observation], str, int]:
-        """Consecutive good lines of one device from ``start``; bad lines logged, skipped."""
-        group: list[Observation] = []
-        device = ""
+    def _group(self, lines: list[str], start: int) -> tuple[list[tuple[str, Observation]], int]:
+        """Up to ``chunk`` good lines from ``start``; bad lines logged and skipped."""
+        group: list[tuple[str, Observation]] = []
         i = start
         while i < len(lines) and len(group) < self.chunk:
             if not lines[i].strip():
@@ -116,9 +115,6 @@ class ReplaySource(Source):
                 log.error("replay %s line %d rejected: %s", self.path, i + 1, exc)
                 i += 1
                 continue
-            if group and dev != device:
-                break
-            device = dev
-            group.append(obs)
+            group.append((dev, obs))
             i += 1
-        return group, device, i
+        return group, i
