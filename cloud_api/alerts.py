@@ -106,11 +106,16 @@ def acknowledge(sessions: sessionmaker[Session], alert_id: int, who: str, commen
         alert = session.get(Alert, alert_id)
         if alert is None:
             raise AlertNotFound(alert_id)
-        if alert.state not in ("open", "snoozed"):
-            raise AlertStateError(f"alert {alert_id} is {alert.state}, not open")
-        _event(session, alert, who, "acknowledged", comment)
-        alert.state = "acknowledged"
-        return alert
+        return acknowledge_in(session, alert, who, comment)
+
+
+def acknowledge_in(session: Session, alert: Alert, who: str, comment: str | None) -> Alert:
+    """Acknowledge inside the caller's transaction (the API audits in the same one)."""
+    if alert.state not in ("open", "snoozed"):
+        raise AlertStateError(f"alert {alert.id} is {alert.state}, not open")
+    _event(session, alert, who, "acknowledged", comment)
+    alert.state = "acknowledged"
+    return alert
 
 
 def history(sessions: sessionmaker[Session], alert_id: int) -> list[AlertEvent]:

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -21,8 +22,9 @@ from cloud_api.api import ApiContext, create_app
 from cloud_api.db import make_engine, make_sessions
 from cloud_api.errors import CloudError, ConfigError, StoreUnavailable
 from cloud_api.influx import InfluxV1, InfluxV2, connect_store
-from cloud_api.ingest import Ingest
+from cloud_api.ingest import Ingest, MqttTls
 from cloud_api.queries import history
+from cloud_api.security import TokenIssuer, default_secret_path, load_secret
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,10 @@ class CloudSettings:
     client_id: str = "vigie-ingest-1"
     ingest: bool = True
     share_group: str | None = None
+    secret_file: str | None = None  # token signing secret (default: beside the SQLite db)
+    mqtt_ca: str | None = None  # secure profile: CA of the broker; None: plain MQTT
+    mqtt_cert: str | None = None  # this worker's client certificate and key
+    mqtt_key: str | None = None
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -73,15 +79,18 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
     ingest = None
     if s.ingest:
         host, port = _host_port(s.mqtt)
+        tls = None if s.mqtt_ca is None else MqttTls(s.mqtt_ca, s.mqtt_cert, s.mqtt_key)
         ingest = Ingest(store, sessions, BasicRules(history=load), host, port,
-                        client_id=s.client_id, share_group=s.share_group)
+                        client_id=s.client_id, share_group=s.share_group, tls=tls)
 
     def status() -> dict[str, Any]:
         if ingest is None:
             return {}
         return {**vars(ingest.stats), "latency_to_store": ingest.latency.summary()}
 
-    return ApiContext(store=store, sessions=sessions, ingest_status=status), ingest
+    secret = load_secret(Path(s.secret_file) if s.secret_file else default_secret_path(s.db_url))
+    return ApiContext(store=store, sessions=sessions, ingest_status=status,
+                      tokens=TokenIssuer(secret)), ingest
 
 
 def run_cloud(s: CloudSettings) -> int:

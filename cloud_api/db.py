@@ -1,7 +1,8 @@
 """Relational state of the cloud side (SQLAlchemy 2; SQLite by default, PostgreSQL by URL).
 
 Time series live in InfluxDB; this holds what has identity and a lifecycle: gateways and
-their status, device streams and their gaps, quarantined payloads, alerts and their history.
+their status, device streams and their gaps, quarantined payloads, alerts and their history,
+and the security state: care sites, users, patients (pseudonymous id and site), audit log.
 """
 
 from __future__ import annotations
@@ -122,6 +123,54 @@ class AlertEvent(Base):
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16))
     comment: Mapped[str | None] = mapped_column(Text)
+
+
+class CareSite(Base):
+    """A home or an EHPAD: the unit of tenancy (gateways carry its id as their ``site``)."""
+
+    __tablename__ = "care_sites"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+
+
+class User(Base):
+    """A clinician or an operator. An admin with no site is global (sees every site)."""
+
+    __tablename__ = "users"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))  # admin | physician | nurse
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class UserSite(Base):
+    __tablename__ = "user_sites"
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("care_sites.id"), primary_key=True)
+
+
+class Patient(Base):
+    """A pseudonymous patient id and its care site, learnt from the gateway's site at ingest."""
+
+    __tablename__ = "patients"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    site_id: Mapped[str | None] = mapped_column(ForeignKey("care_sites.id"), index=True)
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AuditEntry(Base):
+    """Who read or changed what, when, and with which outcome (never the data itself)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str] = mapped_column(String(512))
+    patient_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    site_id: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | denied | not_found | refused | error
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 def make_engine(url: str) -> Engine:

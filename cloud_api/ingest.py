@@ -33,9 +33,10 @@ from alerting.seam import Evaluator
 from cloud_api import streams
 from cloud_api.alerts import LiveIndex, apply_signals
 from cloud_api.db import Gateway, Quarantine
-from cloud_api.errors import StoreRejected, StoreUnavailable
+from cloud_api.errors import ConfigError, StoreRejected, StoreUnavailable
 from cloud_api.influx import TimeSeriesStore
 from cloud_api.points import to_line
+from cloud_api.tenancy import register_patient
 from vigie.contract import (
     OBSERVATIONS_SUBSCRIPTION,
     STATUS_SUBSCRIPTION,
@@ -52,6 +53,17 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 86400
 PAYLOAD_KEEP = 4000  # characters of an offending payload kept in quarantine
+
+
+@dataclass(frozen=True)
+class MqttTls:
+    """Secure profile (docs/security.md): the CA that signed the broker, and this worker's
+    client certificate and key (``vigie pki init`` issues ``vigie-ingest-1``). In that
+    profile the broker names the session after the certificate, not ``client_id``."""
+
+    ca: str
+    cert: str | None = None
+    key: str | None = None
 
 
 @dataclass
@@ -107,8 +119,10 @@ def _quarantine(topic: str, gateway: str | None, reason: str, payload: Any,
 class Ingest:
     def __init__(self, store: TimeSeriesStore, sessions: sessionmaker[Session],
                  evaluator: Evaluator, host: str, port: int, client_id: str = "vigie-ingest-1",
-                 share_group: str | None = None, max_messages: int = 100) -> None:
+                 share_group: str | None = None, max_messages: int = 100,
+                 tls: MqttTls | None = None) -> None:
         self.store = store
+        self.tls = tls
         self.sessions = sessions
         self.evaluator = evaluator
         self.host, self.port = host, port
@@ -126,6 +140,12 @@ class Ingest:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=mqtt.MQTTv5, manual_ack=True)
         client.reconnect_delay_set(1, 10)
+        if self.tls is not None:
+            try:
+                client.tls_set(ca_certs=self.tls.ca, certfile=self.tls.cert,
+                               keyfile=self.tls.key)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise ConfigError(f"MQTT TLS files: {exc}") from exc
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -306,7 +326,9 @@ class Ingest:
             self._record_streams(session, work, now)
             for gateway, body in work.statuses:
                 self._record_status(session, gateway, body)
-            for reading, _ in work.readings:
+            for reading, site in work.readings:
+                if reading.patient_id is not None:
+                    register_patient(session, reading.patient_id, site)
                 opened = apply_signals(session, self.evaluator.evaluate(reading), self._live)
                 self.stats.alerts_opened += len(opened)
 

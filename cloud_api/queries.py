@@ -19,11 +19,15 @@ def _rows(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def observations(store: TimeSeriesStore, patient: str, kind: str | None, start: datetime,
-                 end: datetime, limit: int = 10_000) -> list[dict[str, Any]]:
+                 end: datetime, limit: int = 10_000, site: str | None = None
+                 ) -> list[dict[str, Any]]:
+    """A patient's readings; ``site`` given: only those its gateways' site sent (tenancy)."""
     where = [f"patient = '{check_id(patient, 'patient')}'",
              f"time >= {ns(start)}", f"time < {ns(end)}"]
     if kind:
         where.append(f"kind = '{check_id(kind, 'kind')}'")
+    if site:
+        where.append(f"site = '{check_id(site, 'site')}'")
     q = (f"SELECT value, unit, id, device, original_value, original_unit, time_trusted "
          f"FROM {MEASUREMENT} WHERE {' AND '.join(where)} GROUP BY kind "
          f"ORDER BY time LIMIT {int(limit)}")

@@ -1,1 +1,4 @@
-"""Simulated devices and patients; encoders written from the standards, independent of device_drivers."""
+"""Simulated devices and patients.
+
+Encoders are written from the standards, independently of ``device_drivers``.
+"""

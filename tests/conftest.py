@@ -6,6 +6,7 @@ second), so restarts and outages in one test cannot leak into another.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,12 +20,24 @@ from typing import Any
 import httpx
 import pytest
 
+from cloud_api import accounts
+from cloud_api.client import PasswordAuth
+from cloud_api.db import make_engine, make_sessions
 from cloud_api.errors import CloudError
 from cloud_api.influx import InfluxV1
 from cloud_api.queries import stored_ids
 from vigie.services import Services, free_port
 
 VIGIE = [sys.executable, "-m", "vigie"]
+ADMIN, ADMIN_PASSWORD = "it-admin", "integration tests only"
+
+
+def add_user(db_url: str, username: str, password: str, role: str, *sites: str) -> None:
+    """Create an API user straight in the cloud's relational store (as ``vigie users add``)."""
+    engine = make_engine(db_url)
+    with make_sessions(engine).begin() as session:
+        accounts.add_user(session, username, password, role, sites, create_sites=True)
+    engine.dispose()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
@@ -44,6 +57,15 @@ def services(tmp_path: Path) -> Iterator[Services]:
         yield svc
 
 
+def _ingest_tls_args(svc: Services) -> list[str]:
+    """Secure profile: the ingest worker connects with its own certificate."""
+    from vigie.pki import INGEST_IDENTITY
+
+    assert svc.pki is not None
+    cred = svc.pki.service(INGEST_IDENTITY)
+    return ["--mqtt-ca", str(cred.ca), "--mqtt-cert", str(cred.cert), "--mqtt-key", str(cred.key)]
+
+
 class Cloud:
     """``vigie cloud run`` as a real process."""
 
@@ -53,16 +75,22 @@ class Cloud:
         self.database = database
         self.api_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=10)
+        self.db_url = f"sqlite:///{workdir / 'cloud.sqlite3'}"
+        self.username = ADMIN  # a global admin: the API needs a token (issue 6)
+        with contextlib.suppress(accounts.AccountExists):  # a second Cloud on the same db
+            add_user(self.db_url, ADMIN, ADMIN_PASSWORD, "admin")
+        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=10,
+                                auth=PasswordAuth(ADMIN, ADMIN_PASSWORD))
         self.store = InfluxV1(svc.influx.url, database)
+        self.extra_args: list[str] = [] if svc.pki is None else _ingest_tls_args(svc)
 
     def start(self) -> Cloud:
         log = (self.workdir / "cloud.log").open("ab")
         self.proc = subprocess.Popen(
             [*VIGIE, "cloud", "run", "--mqtt", self.svc.mqtt, "--influx", self.svc.influx.url,
              "--database", self.database, "--db-url",
-             f"sqlite:///{self.workdir / 'cloud.sqlite3'}", "--api-port", str(self.api_port)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+             f"sqlite:///{self.workdir / 'cloud.sqlite3'}", "--api-port", str(self.api_port),
+             *self.extra_args], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         log.close()
         wait_for(self._subscribed, 30, "ingest subscribed")
         return self
@@ -125,7 +153,8 @@ def write_replay(path: Path, n: int, devices: int = 3, start_day: int = 1,
 class GatewayProc:
     def __init__(self, workdir: Path, svc: Services, gateway_id: str, replay: Path,
                  rate: float = 0.0, capacity: int = 100_000, exit_when_done: bool = True,
-                 patients: dict[str, str] | None = None) -> None:
+                 patients: dict[str, str] | None = None, outbox: str = "outbox.sqlite3",
+                 reserve_bytes: int = 1 << 20) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         devices = "".join(f'[[devices]]\nid = "{d}"\npatient = "{p}"\ntz = "Europe/Paris"\n'
@@ -135,8 +164,9 @@ class GatewayProc:
 [gateway]
 id = "{gateway_id}"
 site = "site-1"
-outbox = "outbox.sqlite3"
+outbox = "{outbox}"
 outbox_capacity = {capacity}
+outbox_reserve_bytes = {reserve_bytes}
 exit_when_done = {'true' if exit_when_done else 'false'}
 drain_timeout_s = 2
 [mqtt]

@@ -25,6 +25,12 @@ app.add_typer(gateway_app, name="gateway")
 app.add_typer(cloud_app, name="cloud")
 app.add_typer(services_app, name="services")
 app.add_typer(decode_app, name="decode")
+pki_app = typer.Typer(help="Secure profile: CA, broker certificate, per-gateway credentials "
+                      "(docs/security.md).", no_args_is_help=True)
+app.add_typer(pki_app, name="pki")
+users_app = typer.Typer(help="API users: create and list (straight in the relational store).",
+                        no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 
 @app.callback()
@@ -64,14 +70,30 @@ def cloud_run(
                                            "(stable: it names the persistent session).")] =
         "vigie-ingest-1",
     ingest: Annotated[bool, typer.Option(help="Run the MQTT ingest worker.")] = True,
+    secret_file: Annotated[str | None, typer.Option(
+        help="Token signing secret, created 0600 if absent (default: beside the SQLite "
+             "database; VIGIE_API_SECRET overrides).")] = None,
+    mqtt_ca: Annotated[Path | None, typer.Option(
+        help="Secure profile: CA of the broker (MQTT over TLS).", exists=True,
+        dir_okay=False)] = None,
+    mqtt_cert: Annotated[Path | None, typer.Option(
+        help="Secure profile: this worker's client certificate.", exists=True,
+        dir_okay=False)] = None,
+    mqtt_key: Annotated[Path | None, typer.Option(
+        help="Secure profile: this worker's private key.", exists=True, dir_okay=False)] = None,
 ) -> None:
     """Run ingest (MQTT -> InfluxDB -> rules) and the HTTP API in one process."""
     from cloud_api.app import CloudSettings, run_cloud
 
+    if mqtt_ca is None and (mqtt_cert or mqtt_key):
+        raise typer.BadParameter("--mqtt-cert/--mqtt-key need --mqtt-ca")
     settings = CloudSettings(
         mqtt=mqtt, influx_url=influx, influx_db=database, influx_token=influx_token,
         influx_org=influx_org, db_url=db_url, api_host=api_host, api_port=api_port,
-        client_id=client_id, ingest=ingest)
+        client_id=client_id, ingest=ingest, secret_file=secret_file,
+        mqtt_ca=None if mqtt_ca is None else str(mqtt_ca),
+        mqtt_cert=None if mqtt_cert is None else str(mqtt_cert),
+        mqtt_key=None if mqtt_key is None else str(mqtt_key))
     raise typer.Exit(run_cloud(settings))
 
 
@@ -86,6 +108,36 @@ def services_up(
     raise typer.Exit(up(run_dir))
 
 
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="admin, physician or nurse.")],
+    site: Annotated[list[str] | None, typer.Option(
+        help="Care site (repeat for several; created if absent). An admin with none is "
+             "global.")] = None,
+    password_file: Annotated[Path | None, typer.Option(
+        help="File holding the password (default: VIGIE_USER_PASSWORD, else a prompt).",
+        exists=True, dir_okay=False)] = None,
+    db_url: Annotated[str, typer.Option(help="SQLAlchemy URL of the relational state.")] =
+        "sqlite:///vigie-cloud.sqlite3",
+) -> None:
+    """Create an API user."""
+    from cloud_api.cli import users_add_command
+
+    raise typer.Exit(users_add_command(db_url, username, role, site or [], password_file))
+
+
+@users_app.command("list")
+def users_list(
+    db_url: Annotated[str, typer.Option(help="SQLAlchemy URL of the relational state.")] =
+        "sqlite:///vigie-cloud.sqlite3",
+) -> None:
+    """List API users (JSON lines: username, role, sites)."""
+    from cloud_api.cli import users_list_command
+
+    raise typer.Exit(users_list_command(db_url))
+
+
 @app.command("demo")
 def demo(
     headless: Annotated[bool, typer.Option(help="No live screen; end with a JSON summary.")] =
@@ -97,12 +149,16 @@ def demo(
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 7200.0,
     api_port: Annotated[int, typer.Option(help="HTTP API port (0: pick a free one).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated cohort.")] = 7,
+    secure: Annotated[bool, typer.Option(help="Secure profile: MQTT over TLS only, a "
+                                         "certificate per gateway, per-gateway ACLs.")] =
+        False,
 ) -> None:
     """Start broker, InfluxDB, cloud and simulated gateways; show readings flowing."""
     from vigie.demo import DemoOptions, run_demo
 
     opts = DemoOptions(headless=headless, duration=duration, gateways=gateways,
-                       patients=patients, speed=speed, api_port=api_port, seed=seed)
+                       patients=patients, speed=speed, api_port=api_port, seed=seed,
+                       secure=secure)
     raise typer.Exit(run_demo(opts))
 
 
@@ -139,6 +195,73 @@ def replay(
     from alerting.cli import replay_command
 
     raise typer.Exit(replay_command(file, rules))
+
+
+@pki_app.command("init")
+def pki_init(
+    directory: Annotated[Path, typer.Argument(help="New PKI directory.", file_okay=False)],
+    host: Annotated[list[str] | None, typer.Option(
+        help="Extra broker host name or address (repeatable); loopback is always in.")] = None,
+) -> None:
+    """Create the CA, the broker certificate, the CRL and the first ingest credential."""
+    from vigie.pki import INGEST_IDENTITY, PkiError, init_pki
+
+    try:
+        paths = init_pki(directory, host or ())
+    except PkiError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"CA        {paths.ca_cert}  (keep {paths.ca_key.name} offline)")
+    typer.echo(f"broker    {paths.broker_cert}")
+    typer.echo(f"ingest    {paths.service(INGEST_IDENTITY).cert.parent}")
+
+
+@pki_app.command("gateway")
+def pki_gateway(
+    directory: Annotated[Path, typer.Argument(help="PKI directory.", file_okay=False)],
+    gateway_id: Annotated[str, typer.Argument(help="Gateway id: the certificate's name.")],
+    force: Annotated[bool, typer.Option(help="Replace an existing credential "
+                                        "(rotation; the old certificate is kept).")] = False,
+) -> None:
+    """Issue a gateway's credential (ca.crt, client.crt, client.key) to copy to it."""
+    from vigie.pki import PkiError, issue_gateway, load_pki
+
+    try:
+        cred = issue_gateway(load_pki(directory), gateway_id, force=force)
+    except PkiError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(str(cred.cert.parent))
+
+
+@pki_app.command("service")
+def pki_service(
+    directory: Annotated[Path, typer.Argument(help="PKI directory.", file_okay=False)],
+    name: Annotated[str, typer.Argument(help="Service identity, e.g. vigie-ingest-2.")],
+    force: Annotated[bool, typer.Option(help="Replace an existing credential.")] = False,
+) -> None:
+    """Issue one more ingest worker's credential (restart the broker to let it in)."""
+    from vigie.pki import PkiError, issue_service, load_pki
+
+    try:
+        cred = issue_service(load_pki(directory), name, force=force)
+    except PkiError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(str(cred.cert.parent))
+
+
+@pki_app.command("revoke")
+def pki_revoke(
+    directory: Annotated[Path, typer.Argument(help="PKI directory.", file_okay=False)],
+    cert: Annotated[Path, typer.Argument(help="Client certificate to revoke.", exists=True,
+                                         dir_okay=False)],
+) -> None:
+    """Add a client certificate to the CRL (the broker reads it when it starts)."""
+    from vigie.pki import PkiError, load_pki, revoke
+
+    try:
+        serial = revoke(load_pki(directory), cert)
+    except PkiError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"revoked serial {serial:x}")
 
 
 def main() -> None:

@@ -114,7 +114,7 @@ class ContractError(ValueError):
 
 def check_id(value: str, what: str) -> str:
     """Validate an identifier that appears in topics and tags (gateway, device, patient)."""
-    if not isinstance(value, str) or not _ID_PART.match(value):
+    if not isinstance(value, str) or not _ID_PART.fullmatch(value):
         raise ContractError(f"invalid {what} id {value!r}: use 1-128 of [A-Za-z0-9_.:-]")
     return value
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -25,18 +26,24 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from cloud_api import accounts
+from cloud_api.client import PasswordAuth
+from cloud_api.db import make_engine, make_sessions
 from cloud_api.errors import CloudError
 from cloud_api.influx import InfluxV1
 from cloud_api.queries import stored_ids
 from firmware_sim.serial import PtyDevice, start_ward_analyzer
 from vigie.services import Services, free_port
+
+if TYPE_CHECKING:
+    from vigie.pki import PkiPaths
 
 VIGIE = [sys.executable, "-m", "vigie"]
 POC_INTERVAL_S = 3.0  # real seconds between two results of the EHPAD's analyzer
@@ -53,6 +60,7 @@ class DemoOptions:
     api_port: int = 0
     seed: int = 7
     lookback_days: float = 14.0
+    secure: bool = False  # secure transport profile: TLS, a certificate per gateway, ACLs
 
 
 @dataclass
@@ -83,6 +91,20 @@ def _is_ehpad(opts: DemoOptions, index: int) -> bool:
     return index == opts.gateways - 1 and opts.gateways > 1
 
 
+def _demo_logins(opts: DemoOptions, db_url: str) -> list[tuple[str, str, str]]:
+    """(username, random password, scope): an admin of every site and a nurse of the EHPAD."""
+    site = "ehpad-1" if opts.gateways > 1 else "home-1"
+    logins = [("demo-admin", secrets.token_urlsafe(12), ""),
+              ("demo-nurse", secrets.token_urlsafe(12), site)]
+    engine = make_engine(db_url)
+    with make_sessions(engine).begin() as session:
+        for username, password, scope in logins:
+            accounts.add_user(session, username, password, "nurse" if scope else "admin",
+                              [scope] if scope else [], create_sites=True)
+    engine.dispose()
+    return logins
+
+
 def _residents(opts: DemoOptions, index: int) -> dict[str, str]:
     """ASTM patient id keyed in at the EHPAD's analyzer -> Vigie patient id of the resident."""
     return {f"EH{index + 1:02d}{p + 1:02d}": f"p-{index + 1:02d}{p + 1:02d}"
@@ -98,8 +120,17 @@ def _poc_config(opts: DemoOptions, index: int, port: str) -> tuple[str, str]:
             f'family = "astm-poc"\ndevice = "{device}"\nbaudrate = 9600\n')
 
 
+def _tls_config(pki: PkiPaths | None, gateway_id: str) -> str:
+    """[mqtt] lines of the secure profile: the CA and this gateway's own credential."""
+    if pki is None:
+        return ""
+    cred = pki.gateway(gateway_id)
+    return f'tls_ca = "{cred.ca}"\ntls_cert = "{cred.cert}"\ntls_key = "{cred.key}"\n'
+
+
 def _site_config(opts: DemoOptions, index: int, mqtt_port: int, workdir: Path,
-                 poc_port: str | None = None) -> tuple[str, str, int]:
+                 poc_port: str | None = None, pki: PkiPaths | None = None
+                 ) -> tuple[str, str, int]:
     ehpad = _is_ehpad(opts, index)
     site = "ehpad-1" if ehpad else f"home-{index + 1}"
     gateway_id = f"gw-{site}"
@@ -126,7 +157,7 @@ drain_timeout_s = 5
 host = "127.0.0.1"
 port = {mqtt_port}
 heartbeat_s = 5
-{''.join(devices)}{poc_device}
+{_tls_config(pki, gateway_id)}{''.join(devices)}{poc_device}
 [[sources]]
 type = "sim"
 name = "sim"
@@ -142,7 +173,7 @@ class Demo:
     def __init__(self, opts: DemoOptions, workdir: Path) -> None:
         self.opts = opts
         self.workdir = workdir
-        self.svc = Services(workdir / "services")
+        self.svc = Services(workdir / "services", secure=opts.secure)
         self.api_port = opts.api_port or free_port()
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=10)
         self.cloud: subprocess.Popen[bytes] | None = None
@@ -158,21 +189,34 @@ class Demo:
         self.console.print(f"[bold]Vigie demo[/] in {self.workdir}")
         self.svc.start()
         self.store = InfluxV1(self.svc.influx.url, "vigie")
-        self.console.print(f"  MQTT broker   {self.svc.mqtt}")
+        self.console.print(f"  MQTT broker   {self.svc.mqtt}" + (
+            "  (TLS only, a certificate per gateway)" if self.svc.pki else ""))
+        if self.svc.pki is not None:
+            self.console.print(f"  PKI           {self.svc.pki.root}")
         self.console.print(f"  InfluxDB      {self.svc.influx.url}  (database 'vigie')")
+        logins = _demo_logins(self.opts, f"sqlite:///{self.workdir / 'cloud.sqlite3'}")
+        self.api.auth = PasswordAuth(*logins[0][:2])  # the summary reads admin routes
         with self._log("cloud") as log:
             self.cloud = subprocess.Popen(
                 [*VIGIE, "cloud", "run", "--mqtt", self.svc.mqtt, "--influx",
                  self.svc.influx.url, "--db-url", f"sqlite:///{self.workdir / 'cloud.sqlite3'}",
-                 "--api-port", str(self.api_port)], stdout=log, stderr=subprocess.STDOUT)
+                 "--api-port", str(self.api_port), *self._cloud_tls()], stdout=log,
+                stderr=subprocess.STDOUT)
         self._wait_ingest()
         self.console.print(f"  API           http://127.0.0.1:{self.api_port}/docs")
+        for username, password, scope in logins:
+            self.console.print(f"  login         {username} / {password}  "
+                               f"({scope or 'admin, every site'})")
         for i in range(self.opts.gateways):
             gdir = self.workdir / f"gateway-{i + 1}"
             gdir.mkdir(parents=True, exist_ok=True)
             poc = self._start_analyzer(i) if _is_ehpad(self.opts, i) else None
             gid, site, n = _site_config(self.opts, i, self.svc.mosquitto.port, gdir,
-                                        poc.path if poc else None)
+                                        poc.path if poc else None, self.svc.pki)
+            if self.svc.pki is not None:
+                from vigie.pki import issue_gateway
+
+                issue_gateway(self.svc.pki, gid)
             with self._log(gid) as log:
                 proc = subprocess.Popen([*VIGIE, "gateway", "run", "--config",
                                          str(gdir / "gateway.toml")], stdout=log,
@@ -182,6 +226,15 @@ class Demo:
             if poc is not None:
                 self.console.print(f"  POC analyzer  {poc.path} (serial ASTM, shared) -> {gid}")
         self.console.print(f"  logs          {self.workdir}/*.log")
+
+    def _cloud_tls(self) -> list[str]:
+        if self.svc.pki is None:
+            return []
+        from vigie.pki import INGEST_IDENTITY
+
+        cred = self.svc.pki.service(INGEST_IDENTITY)
+        return ["--mqtt-ca", str(cred.ca), "--mqtt-cert", str(cred.cert),
+                "--mqtt-key", str(cred.key)]
 
     def _start_analyzer(self, index: int) -> PtyDevice:
         """The EHPAD's shared POC analyzer, simulated on a pty by a thread of this process."""

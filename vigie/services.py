@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vigie.pki import PkiPaths
 
 log = logging.getLogger(__name__)
 
@@ -119,15 +124,41 @@ class _Service:
 
 
 class Mosquitto(_Service):
-    """Mosquitto with a persistent store, unlimited queues for offline persistent sessions."""
+    """Mosquitto with a persistent store, unlimited queues for offline persistent sessions.
+
+    With ``secure`` (a PKI made by ``vigie.pki``) the only listener speaks TLS and wants a
+    client certificate signed by the CA and not revoked; the certificate's common name is
+    the username and the client id, and the ACL derived from the PKI confines each gateway
+    to its own topics. Without it, a plain anonymous loopback listener (tests, demo).
+    """
 
     name = "mosquitto"
+
+    def __init__(self, run_dir: Path, port: int | None = None,
+                 secure: PkiPaths | None = None) -> None:
+        super().__init__(run_dir, port)
+        self.secure = secure
+
+    def _listener(self) -> list[str]:
+        if self.secure is None:
+            return [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
+        from vigie.pki import acl_text
+
+        pki = self.secure
+        acl = self.dir / "acl"
+        acl.write_text(acl_text(pki))  # rebuilt at each start: new services, new rules
+        return [f"listener {self.port} 127.0.0.1", f"cafile {pki.ca_cert}",
+                f"certfile {pki.broker_cert}", f"keyfile {pki.broker_key}",
+                f"crlfile {pki.crl}", "tls_version tlsv1.2", "require_certificate true",
+                "use_identity_as_username true",
+                # the client id is the identity too: no one takes over another's session
+                "use_username_as_clientid true",
+                "allow_anonymous false", f"acl_file {acl}"]
 
     def _command(self) -> list[str]:
         conf = self.dir / "mosquitto.conf"
         lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            *self._listener(),
             "persistence true",
             f"persistence_location {self.dir}/",
             "autosave_interval 5",
@@ -150,10 +181,22 @@ class Mosquitto(_Service):
 
     def _ready(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                return self.secure is None or self._tls_handshake(sock, self.secure)
         except OSError:
             return False
+
+    @staticmethod
+    def _tls_handshake(sock: socket.socket, pki: PkiPaths) -> bool:
+        """The TLS listener is ready when it completes a handshake with a service identity."""
+        ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+        services = pki.services()
+        if services:
+            cred = pki.service(services[0])
+            ctx.load_cert_chain(cred.cert, cred.key)
+        with ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+            tls.settimeout(0.5)
+            return tls.version() is not None
 
 
 class InfluxDB(_Service):
@@ -204,16 +247,32 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             return False
 
 
-class Services:
-    """Mosquitto and InfluxDB together, as a context manager."""
+def _secure_pki(run_dir: Path, secure: bool | PkiPaths) -> PkiPaths | None:
+    if secure is False:
+        return None
+    if secure is not True:
+        return secure
+    from vigie.pki import PkiPaths, init_pki
 
-    def __init__(self, run_dir: Path | None = None) -> None:
+    pki = PkiPaths(run_dir / "pki")
+    return pki if pki.ca_cert.exists() else init_pki(pki.root)
+
+
+class Services:
+    """Mosquitto and InfluxDB together, as a context manager.
+
+    ``secure=True`` starts the broker in the secure profile with a PKI kept in
+    ``run_dir/pki`` (made on first use); ``secure=PkiPaths`` uses an existing one.
+    """
+
+    def __init__(self, run_dir: Path | None = None, secure: bool | PkiPaths = False) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if run_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="vigie-run-")
             run_dir = Path(self._tmp.name)
         self.run_dir = run_dir
-        self.mosquitto = Mosquitto(run_dir)
+        self.pki = _secure_pki(run_dir, secure)
+        self.mosquitto = Mosquitto(run_dir, secure=self.pki)
         self.influx = InfluxDB(run_dir)
 
     @property

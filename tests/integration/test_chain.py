@@ -165,7 +165,7 @@ def test_alert_is_raised_stored_and_acknowledged(services: Services, cloud: Clou
     assert again.status_code == 409
     hist = cloud.api.get(f"/alerts/{alerts[0]['id']}/history").json()
     assert [(h["who"], h["to_state"]) for h in hist] == [("system", "open"),
-                                                         ("nurse-1", "acknowledged")]
+                                                         (cloud.username, "acknowledged")]
 
 
 def test_sequence_gaps_are_reported(services: Services, cloud: Cloud) -> None:

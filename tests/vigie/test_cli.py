@@ -6,7 +6,8 @@ import sys
 import pytest
 
 COMMANDS = [[], ["demo"], ["gateway"], ["gateway", "run"], ["cloud"], ["cloud", "run"],
-            ["services"], ["services", "up"], ["decode"], ["replay"]]
+            ["services"], ["services", "up"], ["decode"], ["replay"], ["users"],
+            ["users", "add"], ["users", "list"]]
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a) or "vigie")

@@ -1,0 +1,24 @@
+"""What the HTTP API is built on: stores, sessions, token issuer, ingest status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud_api.influx import TimeSeriesStore
+from cloud_api.security import TokenIssuer, load_secret
+
+
+def _ephemeral_tokens() -> TokenIssuer:
+    return TokenIssuer(load_secret(None))
+
+
+@dataclass
+class ApiContext:
+    store: TimeSeriesStore
+    sessions: sessionmaker[Session]
+    ingest_status: Callable[[], dict[str, Any]] | None = None
+    tokens: TokenIssuer = field(default_factory=_ephemeral_tokens)

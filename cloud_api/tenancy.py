@@ -1,0 +1,72 @@
+"""Tenancy: which care site a patient belongs to, and which sites a user may see.
+
+The site of a patient is learnt at ingest from the ``site`` its gateway puts in each batch
+(``register_patient``). The first site wins: a later reading of the same patient id from a
+gateway of another site does not move the patient (a misconfigured gateway must not hand a
+patient's record to another site's staff); it is logged for an admin to look at.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from cloud_api.db import CareSite, Patient
+from vigie.contract import check_id, now_utc
+
+log = logging.getLogger(__name__)
+
+
+def ensure_site(session: Session, site_id: str, name: str | None = None) -> CareSite:
+    """The care site ``site_id``, created (named after its id unless told) if absent."""
+    site = session.get(CareSite, check_id(site_id, "site"))
+    if site is None:
+        site = CareSite(id=site_id, name=name or site_id)
+        session.add(site)
+        session.flush()
+    return site
+
+
+def register_patient(session: Session, patient_id: str, site: str | None) -> str | None:
+    """Record that ``patient_id`` is measured at ``site``; returns the patient's site.
+
+    Idempotent, inside the caller's transaction (ingest calls it for each attributed reading,
+    before the rules run, so an alert never exists for a patient of no known site).
+    """
+    row = session.get(Patient, patient_id)
+    if row is None:
+        if site is not None:
+            ensure_site(session, site)
+        session.add(Patient(id=patient_id, site_id=site, first_seen=now_utc()))
+        session.flush()
+        return site
+    if row.site_id is None and site is not None:
+        ensure_site(session, site)
+        row.site_id = site
+    elif site is not None and row.site_id != site:
+        log.warning("a patient of site %s was read by a gateway of site %s; kept at %s",
+                    row.site_id, site, row.site_id)
+    return row.site_id
+
+
+def patient_site(session: Session, patient_id: str) -> tuple[bool, str | None]:
+    """(known, site) of a patient id."""
+    row = session.get(Patient, patient_id)
+    return (False, None) if row is None else (True, row.site_id)
+
+
+def site_clause(sites: frozenset[str] | None,
+                column: InstrumentedAttribute[str | None] | InstrumentedAttribute[str]
+                ) -> ColumnElement[bool]:
+    """SQL condition: ``column`` is one of ``sites`` (None: every site, no condition)."""
+    return true() if sites is None else column.in_(sorted(sites))
+
+
+def patient_clause(sites: frozenset[str] | None, column: InstrumentedAttribute[str]
+                   ) -> ColumnElement[bool]:
+    """SQL condition: the patient id in ``column`` belongs to one of ``sites`` (None: any)."""
+    if sites is None:
+        return true()
+    return column.in_(select(Patient.id).where(Patient.site_id.in_(sorted(sites))))
