@@ -50,3 +50,15 @@ class Evaluator(Protocol):
         Must be idempotent for a reading already seen (same id): ingest may redeliver.
         """
         ...
+
+
+class Clocked(Protocol):
+    """An evaluator with rules that fire on the passing of time (silence, non-transmission).
+
+    Ingest calls ``tick`` with its wall clock every few seconds, and ``heartbeat`` when a
+    gateway's status message arrives.
+    """
+
+    def tick(self, now: datetime) -> list[AlertSignal]: ...
+
+    def heartbeat(self, gateway_id: str, at: datetime) -> None: ...

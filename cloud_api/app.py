@@ -17,14 +17,16 @@ from typing import Any
 
 import uvicorn
 
-from alerting.basic import BasicRules
+from alerting.engine import Engine
+from alerting.settings import AlertingError, RulesConfig, load_config
 from cloud_api.api import ApiContext, create_app
 from cloud_api.db import make_engine, make_sessions
 from cloud_api.errors import CloudError, ConfigError, StoreUnavailable
 from cloud_api.influx import InfluxV1, InfluxV2, connect_store
 from cloud_api.ingest import Ingest, MqttTls
-from cloud_api.queries import history
+from cloud_api.queries import StoredValue, history_readings
 from cloud_api.security import TokenIssuer, default_secret_path, load_secret
+from vigie.contract import Kind
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class CloudSettings:
     mqtt_ca: str | None = None  # secure profile: CA of the broker; None: plain MQTT
     mqtt_cert: str | None = None  # this worker's client certificate and key
     mqtt_key: str | None = None
+    rules_file: str | None = None  # thresholds and per-patient settings (TOML or JSON)
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -68,20 +71,29 @@ def _connect_store(s: CloudSettings, wait_s: float = 60.0) -> InfluxV1 | InfluxV
             time.sleep(1)
 
 
+def _rules(path: str | None) -> RulesConfig | None:
+    if path is None:
+        return None
+    try:
+        return load_config(Path(path))
+    except AlertingError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
     store = _connect_store(s)
     sessions = make_sessions(make_engine(s.db_url))
 
-    def load(patient: str, kind: str, start: datetime, end: datetime
-             ) -> list[tuple[datetime, float]]:
-        return history(store, patient, kind, start, end)
+    def load(patient: str, kind: Kind, start: datetime, end: datetime) -> list[StoredValue]:
+        return history_readings(store, patient, str(kind), start, end)
 
     ingest = None
     if s.ingest:
         host, port = _host_port(s.mqtt)
         tls = None if s.mqtt_ca is None else MqttTls(s.mqtt_ca, s.mqtt_cert, s.mqtt_key)
-        ingest = Ingest(store, sessions, BasicRules(history=load), host, port,
-                        client_id=s.client_id, share_group=s.share_group, tls=tls)
+        engine = Engine(_rules(s.rules_file), history_loader=load)
+        ingest = Ingest(store, sessions, engine, host, port, client_id=s.client_id,
+                        share_group=s.share_group, tls=tls, clocked=engine)
 
     def status() -> dict[str, Any]:
         if ingest is None:

@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting.seam import Evaluator
+from alerting.seam import Clocked, Evaluator
 from cloud_api import streams
 from cloud_api.alerts import LiveIndex, apply_signals
 from cloud_api.db import Gateway, Quarantine
@@ -120,8 +120,12 @@ class Ingest:
     def __init__(self, store: TimeSeriesStore, sessions: sessionmaker[Session],
                  evaluator: Evaluator, host: str, port: int, client_id: str = "vigie-ingest-1",
                  share_group: str | None = None, max_messages: int = 100,
-                 tls: MqttTls | None = None) -> None:
+                 tls: MqttTls | None = None, clocked: Clocked | None = None,
+                 tick_s: float = 10.0) -> None:
         self.store = store
+        self.clocked = clocked  # rules that fire on time passing (silence): ticked here
+        self._tick_s = tick_s
+        self._next_tick = 0.0
         self.tls = tls
         self.sessions = sessions
         self.evaluator = evaluator
@@ -201,6 +205,8 @@ class Ingest:
                 batch = self._take(timeout=0.2)
                 if batch:
                     self.process(batch, stop)
+                elif self._tick_due():
+                    self._record(_Work())  # silence rules fire even when nothing arrives
         finally:
             self.stop()
 
@@ -326,11 +332,20 @@ class Ingest:
             self._record_streams(session, work, now)
             for gateway, body in work.statuses:
                 self._record_status(session, gateway, body)
+                if self.clocked is not None:
+                    self.clocked.heartbeat(gateway, now)
+            if self.clocked is not None and self._tick_due():
+                self._next_tick = time.monotonic() + self._tick_s
+                self.stats.alerts_opened += len(
+                    apply_signals(session, self.clocked.tick(now), self._live))
             for reading, site in work.readings:
                 if reading.patient_id is not None:
                     register_patient(session, reading.patient_id, site)
                 opened = apply_signals(session, self.evaluator.evaluate(reading), self._live)
                 self.stats.alerts_opened += len(opened)
+
+    def _tick_due(self) -> bool:
+        return self.clocked is not None and time.monotonic() >= self._next_tick
 
     @staticmethod
     def _record_streams(session: Session, work: _Work, now: datetime) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +50,24 @@ def history(store: TimeSeriesStore, patient: str, kind: str, start: datetime, en
          f"AND kind = '{check_id(kind, 'kind')}' AND time >= {ns(start)} AND time < {ns(end)}")
     return [(from_ns(int(r["time"])), float(r["value"]))
             for r in _rows(store.query(q)) if r.get("value") is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredValue:
+    """One stored reading as the rule engine's warm-up needs it."""
+
+    id: str
+    value: float | None
+    measured_at: datetime
+
+
+def history_readings(store: TimeSeriesStore, patient: str, kind: str, start: datetime,
+                     end: datetime) -> list[StoredValue]:
+    """A patient's stored readings of one kind in [start, end): rule engine warm-up."""
+    q = (f"SELECT value, id FROM {MEASUREMENT} WHERE patient = '{check_id(patient, 'patient')}' "
+         f"AND kind = '{check_id(kind, 'kind')}' AND time >= {ns(start)} AND time < {ns(end)}")
+    return [StoredValue(str(r["id"]), None if r.get("value") is None else float(r["value"]),
+                        from_ns(int(r["time"]))) for r in _rows(store.query(q))]
 
 
 def stored_ids(store: TimeSeriesStore) -> list[str]:

@@ -81,6 +81,11 @@ def cloud_run(
         dir_okay=False)] = None,
     mqtt_key: Annotated[Path | None, typer.Option(
         help="Secure profile: this worker's private key.", exists=True, dir_okay=False)] = None,
+    rules: Annotated[Path | None, typer.Option(
+        help="Rule thresholds and per-patient settings (TOML or JSON, as for 'vigie replay').",
+        exists=True, dir_okay=False)] = None,
+    share_group: Annotated[str | None, typer.Option(
+        help="Consume through an MQTT 5 shared subscription of this group (scale-out).")] = None,
 ) -> None:
     """Run ingest (MQTT -> InfluxDB -> rules) and the HTTP API in one process."""
     from cloud_api.app import CloudSettings, run_cloud
@@ -93,7 +98,8 @@ def cloud_run(
         client_id=client_id, ingest=ingest, secret_file=secret_file,
         mqtt_ca=None if mqtt_ca is None else str(mqtt_ca),
         mqtt_cert=None if mqtt_cert is None else str(mqtt_cert),
-        mqtt_key=None if mqtt_key is None else str(mqtt_key))
+        mqtt_key=None if mqtt_key is None else str(mqtt_key),
+        rules_file=None if rules is None else str(rules), share_group=share_group)
     raise typer.Exit(run_cloud(settings))
 
 
@@ -149,6 +155,9 @@ def demo(
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 7200.0,
     api_port: Annotated[int, typer.Option(help="HTTP API port (0: pick a free one).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated cohort.")] = 7,
+    live_interval: Annotated[float, typer.Option(
+        help="Once the simulated history has caught up with now, seconds between two "
+             "measurements of each patient.")] = 3.0,
     secure: Annotated[bool, typer.Option(help="Secure profile: MQTT over TLS only, a "
                                          "certificate per gateway, per-gateway ACLs.")] =
         False,
@@ -158,6 +167,7 @@ def demo(
 
     opts = DemoOptions(headless=headless, duration=duration, gateways=gateways,
                        patients=patients, speed=speed, api_port=api_port, seed=seed,
+                       live_interval_s=live_interval,
                        secure=secure)
     raise typer.Exit(run_demo(opts))
 

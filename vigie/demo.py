@@ -14,6 +14,7 @@ sent, and reports what was sent, stored, lost.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import secrets
 import signal
@@ -59,7 +60,8 @@ class DemoOptions:
     speed: float = 7200.0
     api_port: int = 0
     seed: int = 7
-    lookback_days: float = 14.0
+    lookback_days: float = 3.0  # simulated history replayed at ``speed`` before going live
+    live_interval_s: float = 3.0  # then each patient measures every this many seconds
     secure: bool = False  # secure transport profile: TLS, a certificate per gateway, ACLs
 
 
@@ -164,6 +166,7 @@ name = "sim"
 seed = {opts.seed}
 speed = {opts.speed}
 lookback_days = {opts.lookback_days}
+live_interval_s = {opts.live_interval_s}
 patients = [{', '.join(patients)}]
 {poc_source}""")
     return gateway_id, site, count
@@ -373,6 +376,11 @@ class Demo:
 
 def run_demo(opts: DemoOptions) -> int:
     duration = opts.duration if opts.duration is not None else (60.0 if opts.headless else None)
+    if duration is not None:
+        # Start the simulated history so that it reaches "now" as the run ends: the last
+        # readings are fresh and page as they would live (older ones are history).
+        opts = dataclasses.replace(
+            opts, lookback_days=min(opts.lookback_days, 0.5 * duration * opts.speed / 86400))
     with tempfile.TemporaryDirectory(prefix="vigie-demo-") as tmp:
         demo = Demo(opts, Path(tmp))
         try:

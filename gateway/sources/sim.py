@@ -2,7 +2,9 @@
 
 Simulated time starts ``lookback_days`` ago and runs ``speed`` times faster than real time
 until it reaches now, then follows real time; so a demo fills days of history in a minute
-and ends with readings measured "now".
+and ends with readings measured "now". With ``live_interval_s`` > 0, once caught up each
+patient measures every that many real seconds (their next simulated value, taken now), so a
+demo keeps showing fresh readings and the alerts they raise.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from firmware_sim.patients import SimPatient
+from firmware_sim.patients import PARIS, SimPatient
 from gateway.errors import ConfigError, OutboxFull
 from gateway.intake import Intake
 from gateway.sources.base import Source
@@ -38,6 +40,7 @@ class SimSource(Source):
         self.speed = float(options.get("speed", 3600.0))
         self.lookback = timedelta(days=float(options.get("lookback_days", 14)))
         self.tick = float(options.get("tick_s", 0.1))
+        self.live_interval = float(options.get("live_interval_s", 0.0))
 
     def _clock(self, real_start: datetime, sim_start: datetime) -> datetime:
         elapsed = (now_utc() - real_start).total_seconds()
@@ -50,6 +53,9 @@ class SimSource(Source):
         done_until = datetime.fromisoformat(saved) if saved else sim_start
         while True:
             until = self._clock(real_start, sim_start)
+            if self.live_interval > 0 and until >= now_utc() - timedelta(seconds=1):
+                await self._live(intake, until)
+                return
             if until > done_until:
                 try:
                     self._emit(intake, done_until, until)
@@ -58,6 +64,24 @@ class SimSource(Source):
                     await self.refused_pause()
                     continue
             await asyncio.sleep(self.tick)
+
+    async def _live(self, intake: Intake, start: datetime) -> None:
+        """Caught up: each patient measures every ``live_interval`` s, stamped now."""
+        streams = [(p, p.readings(start, start + timedelta(days=3650))) for p in self.patients]
+        gap = self.live_interval / max(1, len(streams))  # stagger the patients
+        while True:
+            for patient, stream in streams:
+                r = next(stream)
+                shown = (now_utc() + timedelta(seconds=patient.clock_offset_s)).astimezone(
+                    PARIS).replace(tzinfo=None)
+                obs = self._observation(r.kind, r.value, r.unit, shown)
+                while True:
+                    try:
+                        intake.take(patient.device_id, [obs])
+                        break
+                    except OutboxFull:
+                        await self.refused_pause()
+                await asyncio.sleep(gap)
 
     def _emit(self, intake: Intake, start: datetime, end: datetime) -> None:
         cursor = (self.name, end.isoformat())
