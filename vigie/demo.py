@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import secrets
+import select
 import signal
 import sqlite3
 import subprocess
@@ -130,9 +131,27 @@ def _tls_config(pki: PkiPaths | None, gateway_id: str) -> str:
     return f'tls_ca = "{cred.ca}"\ntls_cert = "{cred.cert}"\ntls_key = "{cred.key}"\n'
 
 
+def _toml(value: Any) -> str:
+    """A TOML value for the simple dicts/lists/scalars the BLE simulator describes."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _ble_config(described: dict[str, Any]) -> str:
+    """[[devices]] and [[sources]] blocks for the devices of a BLE simulator."""
+    blocks = ["[[devices]]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in d.items())
+              for d in described["devices"]]
+    blocks.append("[[sources]]\n" + "".join(f"{k} = {_toml(v)}\n"
+                                           for k, v in described["source"].items()))
+    return "\n".join(blocks)
+
+
 def _site_config(opts: DemoOptions, index: int, mqtt_port: int, workdir: Path,
-                 poc_port: str | None = None, pki: PkiPaths | None = None
-                 ) -> tuple[str, str, int]:
+                 poc_port: str | None = None, pki: PkiPaths | None = None,
+                 ble: str = "") -> tuple[str, str, int]:
     ehpad = _is_ehpad(opts, index)
     site = "ehpad-1" if ehpad else f"home-{index + 1}"
     gateway_id = f"gw-{site}"
@@ -168,7 +187,8 @@ speed = {opts.speed}
 lookback_days = {opts.lookback_days}
 live_interval_s = {opts.live_interval_s}
 patients = [{', '.join(patients)}]
-{poc_source}""")
+{poc_source}
+{ble}""")
     return gateway_id, site, count
 
 
@@ -182,6 +202,7 @@ class Demo:
         self.cloud: subprocess.Popen[bytes] | None = None
         self.sites: list[SiteProc] = []
         self.analyzers: list[PtyDevice] = []
+        self.ble_sims: list[subprocess.Popen[bytes]] = []
         self.store: InfluxV1 | None = None
         self.console = Console(stderr=True)
 
@@ -214,8 +235,10 @@ class Demo:
             gdir = self.workdir / f"gateway-{i + 1}"
             gdir.mkdir(parents=True, exist_ok=True)
             poc = self._start_analyzer(i) if _is_ehpad(self.opts, i) else None
+            ble = self._start_ble(f"p-{i + 1:02d}02") if i == 0 else None
             gid, site, n = _site_config(self.opts, i, self.svc.mosquitto.port, gdir,
-                                        poc.path if poc else None, self.svc.pki)
+                                        poc.path if poc else None, self.svc.pki,
+                                        _ble_config(ble) if ble else "")
             if self.svc.pki is not None:
                 from vigie.pki import issue_gateway
 
@@ -228,6 +251,9 @@ class Demo:
             self.console.print(f"  gateway       {gid} ({site}, {n} patients)")
             if poc is not None:
                 self.console.print(f"  POC analyzer  {poc.path} (serial ASTM, shared) -> {gid}")
+            if ble is not None:
+                self.console.print(f"  BLE devices   glucometer + BP monitor on {ble['transport']}"
+                                   f" (bumble, via bleak) -> {gid}")
         self.console.print(f"  logs          {self.workdir}/*.log")
 
     def _cloud_tls(self) -> list[str]:
@@ -238,6 +264,25 @@ class Demo:
         cred = self.svc.pki.service(INGEST_IDENTITY)
         return ["--mqtt-ca", str(cred.ca), "--mqtt-cert", str(cred.cert),
                 "--mqtt-key", str(cred.key)]
+
+    def _start_ble(self, patient: str) -> dict[str, Any]:
+        """A BLE simulator process (bumble virtual controllers) for one patient's glucometer
+        and blood-pressure monitor; returns how the gateway reaches and attributes them."""
+        with self._log("ble-sim") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "firmware_sim.ble.demo", "--port", str(free_port()),
+                 "--patient", patient, "--profile", "glucometer", "--profile", "bp",
+                 "--records", "10", "--interval", str(max(2.0, self.opts.live_interval_s))],
+                stdout=subprocess.PIPE, stderr=log)
+        self.ble_sims.append(proc)
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready else b""
+        if not line:
+            raise RuntimeError(f"BLE simulator did not start; see {self.workdir}/ble-sim.log")
+        described: dict[str, Any] = json.loads(line)
+        described["source"]["keystore"] = str(self.workdir / "ble-bonds.json")
+        return described
 
     def _start_analyzer(self, index: int) -> PtyDevice:
         """The EHPAD's shared POC analyzer, simulated on a pty by a thread of this process."""
@@ -335,7 +380,17 @@ class Demo:
             "still_in_outboxes": sum(s.counts()[1] for s in self.sites),
             "alerts": dict(sorted(Counter(a["rule"] for a in alerts).items())),
             "gaps": self._get("/gaps", []),
+            "stored_by_kind": self._by_kind(),
         }
+
+    def _by_kind(self) -> dict[str, int]:
+        """Readings stored per kind: shows which device families reached InfluxDB."""
+        try:
+            series = self.store.query("SELECT COUNT(id) FROM observation GROUP BY kind") \
+                if self.store else []
+        except CloudError:
+            return {}
+        return {s["tags"]["kind"]: int(s["values"][0][1]) for s in series}
 
     def _get(self, path: str, default: Any, params: dict[str, Any] | None = None) -> Any:
         try:
@@ -362,6 +417,9 @@ class Demo:
                 s.proc.kill()
         for analyzer in self.analyzers:
             analyzer.stop()
+        for sim in self.ble_sims:
+            sim.kill()
+            sim.wait(10)
         if self.cloud is not None and self.cloud.poll() is None:
             self.cloud.terminate()
             try:

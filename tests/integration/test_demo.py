@@ -22,4 +22,8 @@ def test_headless_demo_reports_nothing_lost() -> None:
     assert summary["observations_stored"] == summary["observations_sent"]
     assert summary["lost"] == 0 and summary["duplicates"] == 0
     assert sum(summary["alerts"].values()) > 0, "live readings of the cohort raise alerts"
+    kinds = summary["stored_by_kind"]
+    assert kinds.get("weight", 0) > 0 and kinds.get("glucose", 0) > 0, kinds  # simulator
+    assert kinds.get("bp_systolic", 0) > 0, kinds  # BLE blood-pressure monitor via bleak
+    assert {"inr", "hba1c", "nt_probnp", "crp", "creatinine"} & set(kinds), kinds  # serial POC
     assert "gw-ehpad-1" in out.stderr and "/docs" in out.stderr
