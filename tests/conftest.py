@@ -66,7 +66,27 @@ def _ingest_tls_args(svc: Services) -> list[str]:
     return ["--mqtt-ca", str(cred.ca), "--mqtt-cert", str(cred.cert), "--mqtt-key", str(cred.key)]
 
 
-class Cloud:
+class _Child:
+    """A real child process of a test: killed with SIGKILL, or stopped with SIGTERM."""
+
+    proc: subprocess.Popen[bytes] | None = None
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+class Cloud(_Child):
     """``vigie cloud run`` as a real process."""
 
     def __init__(self, svc: Services, workdir: Path, database: str = "vigie") -> None:
@@ -101,19 +121,6 @@ class Cloud:
         except (httpx.HTTPError, KeyError, ValueError):
             return False
 
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
     def close(self) -> None:
         self.api.close()
@@ -150,7 +157,7 @@ def write_replay(path: Path, n: int, devices: int = 3, start_day: int = 1,
                                 "unit": "mg/dL", "time": t, "seq": i}) + "\n")
 
 
-class GatewayProc:
+class GatewayProc(_Child):
     def __init__(self, workdir: Path, svc: Services, gateway_id: str, replay: Path,
                  rate: float = 0.0, capacity: int = 100_000, exit_when_done: bool = True,
                  patients: dict[str, str] | None = None, outbox: str = "outbox.sqlite3",
@@ -194,18 +201,6 @@ rate = {rate}
         assert self.proc is not None
         return self.proc.wait(timeout)
 
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
     def log(self) -> str:
         return (self.workdir / "gateway.log").read_text(errors="replace")
