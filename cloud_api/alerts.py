@@ -1,24 +1,45 @@
 """Alert store: signals from the rules become alerts with a recorded lifecycle.
 
-One live alert per patient and rule (states ``open``, ``acknowledged``, ``snoozed``): a new
-signal for the same patient and rule updates it (count, last value, severity upwards) instead of
-opening another. A ``clear`` signal resolves it. Every transition is an ``AlertEvent`` with who
-and when.
+One live alert per patient and rule (states ``open``, ``acknowledged``, ``snoozed``,
+``escalated``): a new signal for the same patient and rule updates it (count, last value,
+severity upwards) instead of opening another. A ``clear`` signal resolves it. Every transition
+is an ``AlertEvent`` with who and when. The lifecycle is the one of ``alerting.lifecycle``,
+persisted::
+
+    (none) --raise--> open --acknowledge--> acknowledged
+    open/escalated --not acknowledged within policy.escalate_after[severity]--> escalated
+    open/escalated/acknowledged/snoozed --snooze(until)--> snoozed --until passed--> open
+    snoozed --new low-glucose reading--> open           (a low overrides any snooze)
+    acknowledged/snoozed --raise with a higher severity--> open   (worse news)
+    any live --clear signal (rule hysteresis) or resolve()--> resolved
+
+Time-driven transitions (escalation, snooze expiry) happen in ``tick_lifecycle``, which ingest
+calls on its tick. They are compare-and-set updates, so two ingest workers ticking the same
+database escalate an alert once. Changes worth a notification (opened, upgraded, reopened,
+snooze_expired, escalated) are handed to an ``AlertHook`` inside the same transaction (the
+notification outbox, ``cloud_api.notifications.enqueue``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, Update, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting.rules import low_glucose_rules
 from alerting.seam import AlertSignal, Severity
-from cloud_api.db import Alert, AlertEvent
-from vigie.contract import now_utc
+from cloud_api.db import Alert, AlertEvent, AlertTimer, EdgeAlarm, NotifyEvent
+from vigie.contract import EdgeAlarm as EdgeAlarmNotice
+from vigie.contract import alarm_id, iso, now_utc
 
-LIVE_STATES = ("open", "acknowledged", "snoozed")
+LIVE_STATES = ("open", "acknowledged", "snoozed", "escalated")
+UNACKNOWLEDGED = ("open", "escalated")
+# (session, alert, change, now), called inside the transaction of the change
+AlertHook = Callable[[Session, Alert, str, datetime], None]
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.URGENT: 2}
 
 
@@ -28,6 +49,23 @@ class AlertNotFound(LookupError):
 
 class AlertStateError(ValueError):
     pass
+
+
+def _default_escalation() -> dict[str, timedelta | None]:
+    return {"urgent": timedelta(minutes=15), "warning": timedelta(hours=4), "info": None}
+
+
+@dataclass(frozen=True)
+class LifecyclePolicy:
+    """How long an unacknowledged alert waits before escalating, per severity (None: never),
+    how many escalation levels there are, and the snooze limits (Nightscout: lows get short
+    snoozes)."""
+
+    escalate_after: Mapping[str, timedelta | None] = field(default_factory=_default_escalation)
+    max_escalation: int = 3
+    low_rules: frozenset[str] = field(default_factory=low_glucose_rules)
+    low_snooze_max: timedelta = timedelta(minutes=60)
+    snooze_max: timedelta = timedelta(days=7)
 
 
 def _event(session: Session, alert: Alert, who: str, to_state: str, comment: str | None = None,
@@ -41,9 +79,10 @@ def _event(session: Session, alert: Alert, who: str, to_state: str, comment: str
 class LiveIndex:
     """Which (patient, rule) has a live alert, and its id: a cache of the alerts table.
 
-    Only the ingest worker that owns a patient opens and resolves that patient's alerts (the
-    API only acknowledges, which keeps an alert live), so the worker may keep this in memory
-    and spare a query per signal; most signals are "still fine" clears of nothing.
+    Only the ingest worker that owns a patient opens that patient's alerts, so the worker may
+    keep this in memory and spare a query per signal; most signals are "still fine" clears of
+    nothing. The API acknowledges, snoozes and resolves: ``get`` rereads the row, so an alert
+    resolved by a clinician is seen as gone and the next raise opens a new one.
     """
 
     def __init__(self, session: Session) -> None:
@@ -55,7 +94,7 @@ class LiveIndex:
         alert_id = self._ids.get((patient, rule))
         alert = None if alert_id is None else session.get(Alert, alert_id)
         if alert is not None and alert.state not in LIVE_STATES:
-            alert = None  # resolved elsewhere (should not happen: see class docstring)
+            alert = None  # resolved by a clinician through the API
         return alert
 
     def opened(self, alert: Alert) -> None:
@@ -65,39 +104,160 @@ class LiveIndex:
         self._ids.pop((alert.patient_id, alert.rule), None)
 
 
-def apply_signals(session: Session, signals: Iterable[AlertSignal], live: LiveIndex
-                  ) -> list[Alert]:
+def timer(session: Session, alert: Alert) -> AlertTimer:
+    """The alert's lifecycle row, made for alerts opened before it existed."""
+    row = session.get(AlertTimer, alert.id)
+    if row is None:
+        row = AlertTimer(alert_id=alert.id, state_at=alert.raised_at, escalation_level=0)
+        session.add(row)
+    return row
+
+
+def _move(session: Session, alert: Alert, to_state: str, who: str, now: datetime,
+          comment: str | None = None) -> None:
+    _event(session, alert, who, to_state, comment, now)
+    alert.state = to_state
+    timer(session, alert).state_at = now
+
+
+def _paged_on_site(session: Session, sig: AlertSignal) -> EdgeAlarm | None:
+    if sig.reading_id is None:
+        return None
+    return session.get(EdgeAlarm, alarm_id(sig.patient_id, sig.rule, sig.reading_id))
+
+
+def apply_signals(session: Session, signals: Iterable[AlertSignal], live: LiveIndex,
+                  now: datetime | None = None, on_change: AlertHook | None = None,
+                  policy: LifecyclePolicy | None = None) -> list[Alert]:
     """Apply signals inside the caller's transaction; returns alerts opened by them.
 
     ``live`` must be updated only if the transaction commits: callers rebuild it on failure.
+    ``on_change`` hears of every change worth a notification, in this transaction.
     """
+    now = now or now_utc()
+    policy = policy or DEFAULT_POLICY
     opened: list[Alert] = []
     for sig in signals:
         alert = live.get(session, sig.patient_id, sig.rule)
         if sig.clear:
             if alert is not None and sig.time >= alert.last_at:
-                _event(session, alert, "system", "resolved", sig.message)
-                alert.state = "resolved"
+                _move(session, alert, "resolved", "system", now, sig.message)
                 live.closed(alert)
             continue
         if alert is None:
-            alert = Alert(patient_id=sig.patient_id, rule=sig.rule, severity=str(sig.severity),
-                          category=str(sig.category), state="open", opened_at=sig.time,
-                          last_at=sig.time, raised_at=now_utc(), value=sig.value,
-                          message=sig.message, reading_id=sig.reading_id, late=sig.late, count=1)
-            session.add(alert)
-            session.flush()
-            _event(session, alert, "system", "open", sig.message)
+            alert = _open(session, sig, now)
             live.opened(alert)
             opened.append(alert)
+            change: str | None = "opened"
         elif sig.reading_id != alert.reading_id:
-            alert.count += 1
-            if sig.time >= alert.last_at:
-                alert.last_at, alert.value, alert.message = sig.time, sig.value, sig.message
-                alert.reading_id = sig.reading_id
-            if _RANK[sig.severity] > _RANK[Severity(alert.severity)]:
-                alert.severity = str(sig.severity)
+            change = _update(session, alert, sig, now, policy)
+        else:
+            change = None
+        if change is not None:
+            edge = _paged_on_site(session, sig)
+            if edge is not None:  # the gateway already paged the site for this very reading
+                timer(session, alert).on_site_alarm = edge.id
+            elif on_change is not None:
+                on_change(session, alert, change, now)
     return opened
+
+
+def _open(session: Session, sig: AlertSignal, now: datetime) -> Alert:
+    alert = Alert(patient_id=sig.patient_id, rule=sig.rule, severity=str(sig.severity),
+                  category=str(sig.category), state="open", opened_at=sig.time,
+                  last_at=sig.time, raised_at=now, value=sig.value,
+                  message=sig.message, reading_id=sig.reading_id, late=sig.late, count=1)
+    session.add(alert)
+    session.flush()
+    _event(session, alert, "system", "open", sig.message, now)
+    session.add(AlertTimer(alert_id=alert.id, state_at=now, escalation_level=0))
+    return alert
+
+
+def _update(session: Session, alert: Alert, sig: AlertSignal, now: datetime,
+            policy: LifecyclePolicy) -> str | None:
+    """A new reading for a live alert: count it; worse news or a low reopens it."""
+    alert.count += 1
+    if sig.time >= alert.last_at:
+        alert.last_at, alert.value, alert.message = sig.time, sig.value, sig.message
+        alert.reading_id = sig.reading_id
+    worse = _RANK[sig.severity] > _RANK[Severity(alert.severity)]
+    if worse:
+        alert.severity = str(sig.severity)
+    if alert.state == "snoozed" and (worse or sig.rule in policy.low_rules):
+        timer(session, alert).snoozed_until = None
+        _move(session, alert, "open", "system", now, f"snooze overridden: {sig.message}")
+        return "reopened"
+    if alert.state == "acknowledged" and worse:
+        _move(session, alert, "open", "system", now, f"worse: {sig.message}")
+        return "reopened"
+    return "upgraded" if worse else None
+
+
+def tick_lifecycle(session: Session, now: datetime, policy: LifecyclePolicy | None = None,
+                   on_change: AlertHook | None = None) -> list[tuple[Alert, str]]:
+    """The time-driven transitions, in the caller's transaction: snoozes that ended go back to
+    open, alerts not acknowledged in time escalate one level. Safe with several workers."""
+    policy = policy or DEFAULT_POLICY
+    changes = _expire_snoozes(session, now) + _escalate(session, now, policy)
+    if on_change is not None:
+        for alert, change in changes:
+            on_change(session, alert, change, now)
+    return changes
+
+
+def _expire_snoozes(session: Session, now: datetime) -> list[tuple[Alert, str]]:
+    rows = session.execute(select(Alert, AlertTimer).join(AlertTimer)
+                           .where(Alert.state == "snoozed", AlertTimer.snoozed_until <= now)
+                           .order_by(Alert.id)).all()
+    changes = []
+    for alert, row in rows:
+        if _claim(session, alert, "snoozed", "open"):
+            row.snoozed_until = None
+            _move(session, alert, "open", "system", now, "snooze expired")
+            changes.append((alert, "snooze_expired"))
+    return changes
+
+
+def _escalate(session: Session, now: datetime, policy: LifecyclePolicy
+              ) -> list[tuple[Alert, str]]:
+    live = session.execute(select(Alert, AlertTimer).outerjoin(AlertTimer)
+                           .where(Alert.state.in_(UNACKNOWLEDGED)).order_by(Alert.id)).all()
+    changes = []
+    for alert, row in live:
+        wait = policy.escalate_after.get(alert.severity)
+        row = row or timer(session, alert)
+        if wait is None or row.escalation_level >= policy.max_escalation \
+                or now - row.state_at < wait:
+            continue
+        level = row.escalation_level
+        won = _execute(session, update(AlertTimer).where(
+            AlertTimer.alert_id == alert.id, AlertTimer.escalation_level == level)
+            .values(escalation_level=level + 1, state_at=now)
+        )
+        if won.rowcount != 1:
+            continue  # another worker escalated it first
+        session.refresh(row)
+        _move(session, alert, "escalated", "system", now,
+              f"not acknowledged within {wait}: level {level + 1}")
+        changes.append((alert, "escalated"))
+    return changes
+
+
+def _claim(session: Session, alert: Alert, expect: str, to_state: str) -> bool:
+    """Compare-and-set on the state: False when another worker (or the API) moved it."""
+    done = _execute(session, update(Alert).where(Alert.id == alert.id, Alert.state == expect)
+                    .values(state=to_state))
+    return done.rowcount == 1
+
+
+def _execute(session: Session, stmt: Update) -> CursorResult[Any]:
+    """An UPDATE that leaves the session's objects alone (the caller sets them)."""
+    result = session.execute(stmt.execution_options(synchronize_session=False))
+    return cast(CursorResult[Any], result)
+
+
+DEFAULT_POLICY = LifecyclePolicy()
 
 
 def acknowledge(sessions: sessionmaker[Session], alert_id: int, who: str, comment: str | None
@@ -111,10 +271,99 @@ def acknowledge(sessions: sessionmaker[Session], alert_id: int, who: str, commen
 
 def acknowledge_in(session: Session, alert: Alert, who: str, comment: str | None) -> Alert:
     """Acknowledge inside the caller's transaction (the API audits in the same one)."""
-    if alert.state not in ("open", "snoozed"):
+    if alert.state not in ("open", "snoozed", "escalated"):
         raise AlertStateError(f"alert {alert.id} is {alert.state}, not open")
-    _event(session, alert, who, "acknowledged", comment)
-    alert.state = "acknowledged"
+    timer(session, alert).snoozed_until = None
+    _move(session, alert, "acknowledged", who, now_utc(), comment)
+    return alert
+
+
+def snooze(sessions: sessionmaker[Session], alert_id: int, who: str, until: datetime,
+           comment: str | None = None, now: datetime | None = None) -> Alert:
+    """Snooze a live alert until ``until`` (aware datetime); it comes back open by itself.
+
+    Raises AlertNotFound, or AlertStateError when the alert is resolved or ``until`` is not in
+    the future within the limit (60 min for low-glucose rules, 7 days otherwise)."""
+    with sessions.begin() as session:
+        return snooze_in(session, _get(session, alert_id), who, until, comment, now)
+
+
+def snooze_in(session: Session, alert: Alert, who: str, until: datetime,
+              comment: str | None = None, now: datetime | None = None,
+              policy: LifecyclePolicy | None = None) -> Alert:
+    """Snooze inside the caller's transaction (the API audits in the same one)."""
+    now, policy = now or now_utc(), policy or DEFAULT_POLICY
+    if alert.state not in LIVE_STATES:
+        raise AlertStateError(f"alert {alert.id} is {alert.state}, not live")
+    if until.tzinfo is None:
+        raise AlertStateError("snooze end must carry a time zone")
+    longest = policy.low_snooze_max if alert.rule in policy.low_rules else policy.snooze_max
+    if not timedelta(0) < until - now <= longest:
+        raise AlertStateError(f"snooze of {until - now} outside (0, {longest}] for {alert.rule}")
+    timer(session, alert).snoozed_until = until
+    note = f"until {iso(until)}" + (f": {comment}" if comment else "")
+    _move(session, alert, "snoozed", who, now, note)
+    return alert
+
+
+def resolve(sessions: sessionmaker[Session], alert_id: int, who: str,
+            comment: str | None = None, now: datetime | None = None) -> Alert:
+    """Resolve a live alert by hand. Raises AlertNotFound or AlertStateError (resolved)."""
+    with sessions.begin() as session:
+        return resolve_in(session, _get(session, alert_id), who, comment, now)
+
+
+def resolve_in(session: Session, alert: Alert, who: str, comment: str | None = None,
+               now: datetime | None = None) -> Alert:
+    """Resolve inside the caller's transaction. If the condition persists, the rules' next
+    raise opens a new alert."""
+    if alert.state not in LIVE_STATES:
+        raise AlertStateError(f"alert {alert.id} is {alert.state}, not live")
+    _move(session, alert, "resolved", who, now or now_utc(), comment)
+    return alert
+
+
+def record_edge_alarms(session: Session, gateway_id: str, alarms: Iterable[EdgeAlarmNotice],
+                       live: LiveIndex, now: datetime | None = None) -> int:
+    """A gateway paged its site for these events while the cloud was unreachable: remember
+    them, so the cloud's own alert for the same event (same patient, rule and reading) does not
+    page again; an alert already opened for it is marked, its pending notification cancelled.
+    Idempotent (alarm ids are deterministic). Returns how many were new."""
+    now = now or now_utc()
+    new = 0
+    for a in alarms:
+        if session.get(EdgeAlarm, a.id) is not None:
+            continue
+        session.add(EdgeAlarm(id=a.id, gateway_id=gateway_id, patient_id=a.patient_id,
+                              rule=a.rule, reading_id=a.reading_id, severity=a.severity,
+                              message=a.message[:2000], measured_at=a.measured_at,
+                              paged_at=a.paged_at, received_at=now))
+        new += 1
+        alert = live.get(session, a.patient_id, a.rule)
+        if alert is not None and _cancel_first_page(session, alert, a.reading_id):
+            timer(session, alert).on_site_alarm = a.id
+    session.flush()
+    return new
+
+
+FIRST_PAGES = ("opened", "upgraded", "reopened")  # what a reading pages; escalations still go
+
+
+def _cancel_first_page(session: Session, alert: Alert, reading_id: str) -> bool:
+    """Drop the not yet grouped notification the reading ``reading_id`` caused for ``alert``;
+    True when the alert was raised by that reading (then it is the same event)."""
+    events = session.scalars(select(NotifyEvent).where(NotifyEvent.alert_id == alert.id,
+                                                       NotifyEvent.change.in_(FIRST_PAGES)))
+    ids = [e.id for e in events if e.body.get("reading") == reading_id]
+    if ids:
+        session.execute(delete(NotifyEvent).where(NotifyEvent.id.in_(ids)))
+    return bool(ids) or alert.reading_id == reading_id
+
+
+def _get(session: Session, alert_id: int) -> Alert:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise AlertNotFound(alert_id)
     return alert
 
 

@@ -31,6 +31,14 @@
     type = "replay"               # or "sim"
     name = "file-1"
     path = "readings.jsonl"
+
+    [alarms]                      # urgent alarms on site when the cloud is unreachable
+    host = "127.0.0.1"            #   (gateway/edge.py): the EHPAD's local broker, where the
+    port = 1883                   #   nurse console listens (topic of [gateway] site)
+    offline_after_s = 60          # page here once the cloud link is down this long
+    rules = ["dm.hypoglycaemia", "dm.urgent_low_soon", "hf.bp_systolic", "hf.heart_rate"]
+    rules_file = "rules.toml"     # thresholds and patient settings, as for `vigie replay`
+    db = "alarms.sqlite3"
 """
 
 from __future__ import annotations
@@ -41,6 +49,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alerting.notify.config import MqttSettings
+from alerting.rules import default_rules
+from alerting.settings import AlertingError, RulesConfig, load_config
+from gateway.edge import DEFAULT_EDGE_RULES, EdgeSettings
 from gateway.errors import ConfigError
 from gateway.intake import DeviceProfile
 from gateway.publisher import PublisherSettings
@@ -60,6 +72,7 @@ class GatewayConfig:
     mqtt: PublisherSettings
     devices: dict[str, DeviceProfile] = field(default_factory=dict)
     sources: list[dict[str, Any]] = field(default_factory=list)
+    alarms: EdgeSettings | None = None  # None: no alarms on site
 
 
 def load(path: Path) -> GatewayConfig:
@@ -101,7 +114,34 @@ def _build(raw: dict[str, Any], base: Path) -> GatewayConfig:
         outbox_reserve_bytes=int(gw.get("outbox_reserve_bytes", 1 << 20)),
         exit_when_done=bool(gw.get("exit_when_done", False)),
         drain_timeout_s=float(gw.get("drain_timeout_s", 5)), mqtt=mqtt, devices=devices,
-        sources=sources)
+        sources=sources, alarms=_alarms(raw.get("alarms"), gateway_id, mqtt.site, base))
+
+
+def _alarms(al: dict[str, Any] | None, gateway_id: str, site: str | None, base: Path
+            ) -> EdgeSettings | None:
+    if al is None:
+        return None
+    if site is None:
+        raise ValueError("[alarms] needs [gateway] site (the nurse console topic is per site)")
+    files = {k: None if al.get(k) is None else str((base / str(al[k])).resolve())
+             for k in ("tls_ca", "tls_cert", "tls_key")}
+    broker = MqttSettings(host=str(al.get("host", "127.0.0.1")), port=int(al.get("port", 1883)),
+                          client_id=str(al.get("client_id", f"vigie-gw-{gateway_id}-alarms")),
+                          **files)
+    rules_config = RulesConfig()
+    if al.get("rules_file") is not None:
+        try:
+            rules_config = load_config(base / str(al["rules_file"]))
+        except AlertingError as exc:
+            raise ValueError(f"[alarms] rules_file: {exc}") from exc
+    rules = tuple(str(r) for r in al.get("rules", DEFAULT_EDGE_RULES))
+    unknown = set(rules) - {r.id for r in default_rules()}
+    if unknown:
+        raise ValueError(f"[alarms] unknown rules {sorted(unknown)}")
+    return EdgeSettings(site=site, local_broker=broker, db=base / str(al.get("db",
+                        "alarms.sqlite3")), rules=rules,
+                        offline_after_s=float(al.get("offline_after_s", 60.0)),
+                        rules_config=rules_config)
 
 
 def _tls(mq: dict[str, Any], base: Path) -> dict[str, str | None]:

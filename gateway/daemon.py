@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from gateway.config import GatewayConfig, load
+from gateway.edge import EdgeAlarms
 from gateway.errors import ConfigError, GatewayError
 from gateway.intake import Intake
 from gateway.outbox import Outbox
@@ -50,11 +51,22 @@ class Gateway:
         self.publisher = Publisher(config.gateway_id, self.outbox, config.mqtt)
         self.sources = [make_source(s) for s in config.sources]
         self._stop = threading.Event()
+        self.alarms: EdgeAlarms | None = None
+        if config.alarms is not None:  # urgent alarms paged on site when the cloud is away
+            self.alarms = EdgeAlarms(config.gateway_id, config.alarms,
+                                     self.publisher.offline_for)
+            self.intake.on_readings(self.alarms.observe)
+            self.publisher.add_feed(self.alarms)
 
     async def run(self) -> None:
         thread = threading.Thread(target=self.publisher.run, name="mqtt-publisher",
                                   args=(self._stop, self.config.drain_timeout_s), daemon=True)
         thread.start()
+        pager = None
+        if self.alarms is not None:
+            pager = threading.Thread(target=self.alarms.run, name="edge-alarms",
+                                     args=(self._stop,), daemon=True)
+            pager.start()
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -73,6 +85,9 @@ class Gateway:
                     await task
             self._stop.set()
             await asyncio.to_thread(thread.join)
+            if pager is not None and self.alarms is not None:
+                await asyncio.to_thread(pager.join, 10)
+                self.alarms.close()
             log.info("gateway %s stopped; %d reading(s) kept in the outbox",
                      self.config.gateway_id, self.outbox.depth)
             self.outbox.close()

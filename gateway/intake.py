@@ -47,12 +47,18 @@ class Intake:
         self.devices = dict(devices)
         self._clock = clock
         self._wake: list[Callable[[], None]] = []
+        self._watchers: list[Callable[[Sequence[Reading]], None]] = []
         self._lock = threading.Lock()
         self.refused = 0
 
     def on_taken(self, callback: Callable[[], None]) -> None:
         """Register a callback run after readings are committed (wakes the publisher)."""
         self._wake.append(callback)
+
+    def on_readings(self, callback: Callable[[Sequence[Reading]], None]) -> None:
+        """Register a callback given the readings once committed (edge alarms evaluate them).
+        It must not raise: the readings are durable and the device may be acknowledged."""
+        self._watchers.append(callback)
 
     def profile(self, device_id: str) -> DeviceProfile:
         return self.devices.get(device_id) or DeviceProfile(check_id(device_id, "device"))
@@ -76,6 +82,11 @@ class Intake:
             raise
         for wake in self._wake:
             wake()
+        for watch in self._watchers:
+            try:
+                watch(taken)
+            except Exception:  # an alarm evaluation bug must not refuse the device's data
+                log.exception("reading watcher failed")
         return taken
 
     def _draft(self, profile: DeviceProfile, obs: Observation, received: datetime) -> Reading:

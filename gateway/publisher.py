@@ -6,6 +6,10 @@ the outbox while fewer than ``max_inflight`` are unacknowledged, and deletes a b
 its PUBACK arrives. Callbacks run inside ``client.loop()`` on this same thread, so there is no
 lock between paho and the pump. Reconnects back off exponentially with full jitter, so a
 fleet of gateways does not hammer a broker that just came back.
+
+Feeds (``add_feed``) publish other durable messages on the same connection, before any
+batch (the edge alarms a gateway paged on site must reach the cloud before the readings
+that raised them); a feed forgets a message when its PUBACK arrives.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -51,6 +55,15 @@ class PublisherSettings:
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+
+
+class Feed(Protocol):
+    """Durable messages to publish besides the outbox: ``pending`` lists (key, topic,
+    payload); ``sent(key)`` is called once the broker acknowledged that message."""
+
+    def pending(self) -> list[tuple[str, str, bytes]]: ...
+
+    def sent(self, key: str) -> None: ...
 
 
 @dataclass
@@ -97,7 +110,20 @@ class Publisher:
         self._last_heartbeat = 0.0
         self._backoff = Backoff(settings.backoff_min, settings.backoff_max)
         self._connect_called = False
+        self._feeds: list[Feed] = []
+        self._feed_inflight: dict[int, tuple[Feed, str, float]] = {}
+        self._feed_retry_after = 0.0
+        self.offline_since: float | None = time.monotonic()  # None while connected
         self.client = self._make_client()
+
+    def add_feed(self, feed: Feed) -> None:
+        self._feeds.append(feed)
+
+    def offline_for(self) -> float | None:
+        """Seconds since the link to the broker was lost (or since start, before the first
+        connection); None while connected. Safe to call from any thread."""
+        since = self.offline_since
+        return None if since is None else time.monotonic() - since
 
     # -- paho ---------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -128,6 +154,7 @@ class Publisher:
             log.error("broker refused connection: %s", rc)
             return
         self._connected = self.stats.connected = True
+        self.offline_since = None
         self.stats.connects += 1
         self._backoff.reset()
         log.info("connected to broker %s:%d (session present: %s)", self.s.host, self.s.port,
@@ -137,6 +164,8 @@ class Publisher:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
                        props: Properties | None) -> None:
         self._connected = self.stats.connected = False
+        if self.offline_since is None:
+            self.offline_since = time.monotonic()
         if rc.value != 0:
             log.warning("disconnected from broker: %s", rc)
 
@@ -196,15 +225,21 @@ class Publisher:
         rc = self.client.loop(timeout=0.02)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._connected = self.stats.connected = False
+            if self.offline_since is None:
+                self.offline_since = time.monotonic()
             return
         self._handle_acks()
         self._expire_inflight()
+        self._pump_feeds()
         self._pump()
         self._heartbeat()
 
     def _handle_acks(self) -> None:
         acks, self._acks = self._acks, []
         for mid, ok in acks:
+            if mid in self._feed_inflight:
+                self._feed_acked(mid, ok)
+                continue
             entry = self._inflight.pop(mid, None)
             if entry is None:
                 continue  # released earlier on timeout; rows will be (or were) resent
@@ -232,6 +267,28 @@ class Publisher:
             log.warning("no PUBACK for batch mid %d in %.0f s: will resend", mid,
                         self.s.puback_timeout)
             self._retry.extend(rows)
+
+    def _pump_feeds(self) -> None:
+        if not self._feeds or time.monotonic() < self._feed_retry_after:
+            return
+        limit = time.monotonic() - self.s.puback_timeout
+        for mid in [m for m, (_, _, t) in self._feed_inflight.items() if t < limit]:
+            del self._feed_inflight[mid]  # no PUBACK in time: publish again below
+        self._feed_retry_after = time.monotonic() + 0.2  # poll the feeds 5 times a second
+        busy = {(id(f), k) for f, k, _ in self._feed_inflight.values()}
+        for feed in self._feeds:
+            for key, topic, payload in feed.pending():
+                if (id(feed), key) not in busy and self._connected:
+                    info = self.client.publish(topic, payload, qos=1)
+                    self._feed_inflight[info.mid] = (feed, key, time.monotonic())
+
+    def _feed_acked(self, mid: int, ok: bool) -> None:
+        feed, key, _ = self._feed_inflight.pop(mid)
+        if ok:
+            feed.sent(key)
+        else:
+            log.error("broker refused a %s message (mid %d)", type(feed).__name__, mid)
+            self._feed_retry_after = time.monotonic() + 5.0
 
     def _next_batch(self) -> list[Pending]:
         if self._retry and time.monotonic() >= self._retry_after:

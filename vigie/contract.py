@@ -131,6 +131,84 @@ OBSERVATIONS_SUBSCRIPTION: Final = f"{TOPIC_PREFIX}/gateways/+/observations"
 STATUS_SUBSCRIPTION: Final = f"{TOPIC_PREFIX}/gateways/+/status"
 
 
+def alarms_topic(gateway_id: str) -> str:
+    """Urgent alarms a gateway paged on site while the cloud was unreachable (``EdgeAlarm``)."""
+    return f"{TOPIC_PREFIX}/gateways/{check_id(gateway_id, 'gateway')}/alarms"
+
+
+ALARMS_SUBSCRIPTION: Final = f"{TOPIC_PREFIX}/gateways/+/alarms"
+
+
+def nurse_console_topic(site: str) -> str:
+    """An EHPAD's on-site nurse console (QoS 1, never retained: a page is an event)."""
+    return f"{TOPIC_PREFIX}/sites/{check_id(site, 'site')}/nurse-console"
+
+
+def alarm_id(patient_id: str, rule: str, reading_id: str) -> str:
+    """Deterministic id of an alarm: the gateway and the cloud derive the same one for the
+    same event (same patient, rule and reading), which is how the cloud knows the site's
+    nurses were already paged."""
+    parts = ("alarm", patient_id, rule, reading_id)
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeAlarm:
+    """One alarm a gateway paged on site; a list of them is the payload of ``alarms_topic``:
+    ``{"v": 1, "gateway": ..., "alarms": [EdgeAlarm.to_json(), ...]}``."""
+
+    patient_id: str
+    rule: str
+    reading_id: str
+    severity: str
+    message: str
+    value: float | None
+    measured_at: datetime
+    paged_at: datetime
+
+    @property
+    def id(self) -> str:
+        return alarm_id(self.patient_id, self.rule, self.reading_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "patient": self.patient_id, "rule": self.rule,
+                "reading": self.reading_id, "severity": self.severity, "message": self.message,
+                "value": self.value, "measured_at": iso(self.measured_at),
+                "paged_at": iso(self.paged_at)}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> EdgeAlarm:
+        if not isinstance(obj, dict):
+            raise ContractError("an alarm must be a JSON object")
+        alarm = cls(check_id(_req_str(obj, "patient"), "patient"), _req_str(obj, "rule"),
+                    _req_str(obj, "reading"), _req_str(obj, "severity"),
+                    _req_str(obj, "message"), _num(obj, "value", optional=True),
+                    parse_iso(_req_str(obj, "measured_at")), parse_iso(_req_str(obj, "paged_at")))
+        if obj.get("id") != alarm.id:
+            raise ContractError(f"alarm id {obj.get('id')!r} does not match its event")
+        return alarm
+
+
+def encode_alarms(gateway_id: str, alarms: list[EdgeAlarm]) -> bytes:
+    body = {"v": SCHEMA_VERSION, "gateway": gateway_id, "alarms": [a.to_json() for a in alarms]}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode_alarms(payload: bytes, topic_gateway: str) -> list[EdgeAlarm]:
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError(f"payload is not JSON: {exc}") from exc
+    if not isinstance(body, dict) or body.get("v") != SCHEMA_VERSION:
+        raise ContractError("alarms payload must be an object with v = 1")
+    if body.get("gateway") != topic_gateway:
+        raise ContractError(f"payload gateway {body.get('gateway')!r} does not match topic")
+    raw = body.get("alarms")
+    if not isinstance(raw, list):
+        raise ContractError("field 'alarms' must be a list")
+    return [EdgeAlarm.from_json(a) for a in raw]
+
+
 def gateway_from_topic(topic: str) -> str:
     parts = topic.split("/")
     if len(parts) != 5 or "/".join(parts[:3]) != f"{TOPIC_PREFIX}/gateways":

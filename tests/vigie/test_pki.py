@@ -134,12 +134,14 @@ def test_acl_confines_gateways_to_their_own_topics(pki: PkiPaths) -> None:
     acl = acl_text(pki).splitlines()
     assert "pattern write vigie/v1/gateways/%u/observations" in acl
     assert "pattern write vigie/v1/gateways/%u/status" in acl
+    assert "pattern write vigie/v1/gateways/%u/alarms" in acl  # paged on site (edge alarms)
     assert "pattern read vigie/v1/gateways/%u/config/#" in acl
-    assert [line for line in acl if line.startswith("pattern")] == acl[1:4], \
+    assert [line for line in acl if line.startswith("pattern")] == acl[1:5], \
         "gateways get nothing else"
     block = acl[acl.index(f"user {INGEST_IDENTITY}"):]
     assert "topic read $share/+/vigie/v1/gateways/+/observations" in block
     assert "topic read vigie/v1/gateways/+/status" in block
+    assert "topic read $share/+/vigie/v1/gateways/+/alarms" in block
 
 
 def test_gateway_config_takes_tls_files_relative_to_itself(pki: PkiPaths,
