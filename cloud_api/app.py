@@ -18,7 +18,10 @@ from typing import Any
 import uvicorn
 
 from alerting.engine import Engine
+from alerting.notify import Dispatcher, RoutingConfig, RoutingError, load_routing
 from alerting.settings import AlertingError, RulesConfig, load_config
+from cloud_api import notifications
+from cloud_api.alerts import LifecyclePolicy
 from cloud_api.api import ApiContext, create_app
 from cloud_api.db import make_engine, make_sessions
 from cloud_api.errors import CloudError, ConfigError, StoreUnavailable
@@ -49,6 +52,10 @@ class CloudSettings:
     mqtt_cert: str | None = None  # this worker's client certificate and key
     mqtt_key: str | None = None
     rules_file: str | None = None  # thresholds and per-patient settings (TOML or JSON)
+    notify_file: str | None = None  # notification routing (alerting.notify); None: no pages
+    role: str = "all"  # scale-out (cloud_api.sharding): all, intake or shard
+    shards: int = 16  # patient shards between intake and shard workers
+    owns: str | None = None  # shards a shard worker owns, e.g. "0-7" (default: all)
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -80,6 +87,22 @@ def _rules(path: str | None) -> RulesConfig | None:
         raise ConfigError(str(exc)) from exc
 
 
+def _routing(path: str | None) -> RoutingConfig | None:
+    if path is None:
+        return None
+    try:
+        return load_routing(Path(path))
+    except RoutingError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _lifecycle(routing: RoutingConfig | None) -> LifecyclePolicy:
+    if routing is None:
+        return LifecyclePolicy()
+    return LifecyclePolicy(escalate_after=routing.escalation.after(),
+                           max_escalation=routing.escalation.max_level)
+
+
 def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
     store = _connect_store(s)
     sessions = make_sessions(make_engine(s.db_url))
@@ -91,9 +114,22 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
     if s.ingest:
         host, port = _host_port(s.mqtt)
         tls = None if s.mqtt_ca is None else MqttTls(s.mqtt_ca, s.mqtt_cert, s.mqtt_key)
-        engine = Engine(_rules(s.rules_file), history_loader=load)
-        ingest = Ingest(store, sessions, engine, host, port, client_id=s.client_id,
-                        share_group=s.share_group, tls=tls, clocked=engine)
+        routing = _routing(s.notify_file)
+        hooks: dict[str, Any] = {
+            "lifecycle": _lifecycle(routing),
+            "on_alert_change": None if routing is None else notifications.enqueue}
+        if s.role == "all":
+            engine = Engine(_rules(s.rules_file), history_loader=load)
+            ingest = Ingest(store, sessions, engine, host, port, client_id=s.client_id,
+                            share_group=s.share_group, tls=tls, clocked=engine, **hooks)
+        else:  # scale-out: docs/scaling.md
+            from cloud_api.sharding import scale_out_worker
+
+            rules = _rules(s.rules_file)
+            ingest = scale_out_worker(
+                s.role, store, s.db_url, host, port, shards=s.shards, owns=s.owns,
+                client_id=s.client_id, share_group=s.share_group, tls=tls,
+                engine_factory=lambda: Engine(rules, history_loader=load), **hooks)
 
     def status() -> dict[str, Any]:
         if ingest is None:
@@ -105,9 +141,15 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
                       tokens=TokenIssuer(secret)), ingest
 
 
+def _dispatcher(s: CloudSettings, ctx: ApiContext) -> Dispatcher | None:
+    routing = _routing(s.notify_file)
+    return None if routing is None else notifications.make_dispatcher(routing, ctx.sessions)
+
+
 def run_cloud(s: CloudSettings) -> int:
     try:
         ctx, ingest = build(s)
+        dispatcher = _dispatcher(s, ctx)
     except CloudError as exc:
         log.error("%s", exc)
         return 2
@@ -116,6 +158,11 @@ def run_cloud(s: CloudSettings) -> int:
     if ingest is not None:
         worker = threading.Thread(target=ingest.run, args=(stop,), name="ingest", daemon=True)
         worker.start()
+    notifier = None
+    if dispatcher is not None:  # notifications enqueued by alert changes, sent with retries
+        notifier = threading.Thread(target=dispatcher.run, args=(stop,), name="notify",
+                                    daemon=True)
+        notifier.start()
     try:
         if s.api_port:
             config = uvicorn.Config(create_app(ctx), host=s.api_host, port=s.api_port,
@@ -131,5 +178,7 @@ def run_cloud(s: CloudSettings) -> int:
         stop.set()
         if worker is not None:
             worker.join(timeout=15)
+        if notifier is not None:
+            notifier.join(timeout=15)
         ctx.store.close()
     return 0

@@ -125,6 +125,72 @@ class AlertEvent(Base):
     comment: Mapped[str | None] = mapped_column(Text)
 
 
+class AlertTimer(Base):
+    """Lifecycle of an alert beyond its state (cloud_api.alerts; a table of its own:
+    ``create_all`` adds tables to an existing database, never columns): wall time of the last
+    transition (escalation counts from it), escalation level, end of a snooze, and the id of
+    the gateway's local alarm that already paged the site's nurses for this event (then the
+    cloud does not page again). Alerts opened before this table existed have no row."""
+
+    __tablename__ = "alert_timers"
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
+    state_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    snoozed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    on_site_alarm: Mapped[str | None] = mapped_column(String(64))
+
+
+class NotifyEvent(Base):
+    """An alert change waiting to be grouped into a notification (cloud_api.notifications).
+
+    Written in the transaction of the alert change itself, so no alert opens or escalates
+    without its notification; turned into ``NotifyDelivery`` rows once the patient's grouping
+    window has passed."""
+
+    __tablename__ = "notify_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    patient_id: Mapped[str] = mapped_column(String(128), index=True)
+    site_id: Mapped[str | None] = mapped_column(String(128))
+    change: Mapped[str] = mapped_column(String(32))  # opened, escalated, reopened, ...
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class NotifyDelivery(Base):
+    """One grouped message for one channel target; deleted only once the channel confirmed
+    it (HTTP 2xx, SMTP 250, MQTT PUBACK)."""
+
+    __tablename__ = "notify_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # idempotency key for receivers
+    channel: Mapped[str] = mapped_column(String(32))
+    route: Mapped[str] = mapped_column(String(256))
+    site_id: Mapped[str | None] = mapped_column(String(128))
+    patient_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class EdgeAlarm(Base):
+    """An urgent alarm a gateway raised and paged on site while the cloud was unreachable."""
+
+    __tablename__ = "edge_alarms"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # contract.alarm_id(...)
+    gateway_id: Mapped[str] = mapped_column(String(128))
+    patient_id: Mapped[str] = mapped_column(String(128), index=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    reading_id: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    measured_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    paged_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class CareSite(Base):
     """A home or an EHPAD: the unit of tenancy (gateways carry its id as their ``site``)."""
 
@@ -171,6 +237,33 @@ class AuditEntry(Base):
     site_id: Mapped[str | None] = mapped_column(String(128))
     outcome: Mapped[str] = mapped_column(String(16))  # ok | denied | not_found | refused | error
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class PatientProfile(Base):
+    """What the care team declared about a patient (a table of its own: ``create_all`` adds
+    tables to an existing database, never columns). ``settings`` is an
+    ``alerting.settings.PatientSettings`` as JSON, validated before it is stored."""
+
+    __tablename__ = "patient_profiles"
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    age_group: Mapped[str | None] = mapped_column(String(16))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class Device(Base):
+    """A medical device of a site: paired to a gateway, and either one patient's or shared."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("care_sites.id"), index=True)
+    family: Mapped[str | None] = mapped_column(String(64))
+    gateway_id: Mapped[str | None] = mapped_column(String(128))
+    patient_id: Mapped[str | None] = mapped_column(String(128))
+    shared: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
 
 
 def make_engine(url: str) -> Engine:

@@ -31,17 +31,27 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.seam import Clocked, Evaluator
 from cloud_api import streams
-from cloud_api.alerts import LiveIndex, apply_signals
+from cloud_api.alerts import (
+    AlertHook,
+    LifecyclePolicy,
+    LiveIndex,
+    apply_signals,
+    record_edge_alarms,
+    tick_lifecycle,
+)
 from cloud_api.db import Gateway, Quarantine
 from cloud_api.errors import ConfigError, StoreRejected, StoreUnavailable
 from cloud_api.influx import TimeSeriesStore
 from cloud_api.points import to_line
 from cloud_api.tenancy import register_patient
 from vigie.contract import (
+    ALARMS_SUBSCRIPTION,
     OBSERVATIONS_SUBSCRIPTION,
     STATUS_SUBSCRIPTION,
     ContractError,
+    EdgeAlarm,
     Reading,
+    decode_alarms,
     decode_batch,
     gateway_from_topic,
     now_utc,
@@ -105,6 +115,7 @@ class _Work:
     readings: list[tuple[Reading, str | None]] = field(default_factory=list)
     quarantine: list[Quarantine] = field(default_factory=list)
     statuses: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    alarms: list[tuple[str, list[EdgeAlarm]]] = field(default_factory=list)  # paged on site
 
 
 def _quarantine(topic: str, gateway: str | None, reason: str, payload: Any,
@@ -121,7 +132,10 @@ class Ingest:
                  evaluator: Evaluator, host: str, port: int, client_id: str = "vigie-ingest-1",
                  share_group: str | None = None, max_messages: int = 100,
                  tls: MqttTls | None = None, clocked: Clocked | None = None,
-                 tick_s: float = 10.0) -> None:
+                 tick_s: float = 10.0, lifecycle: LifecyclePolicy | None = None,
+                 on_alert_change: AlertHook | None = None) -> None:
+        self.lifecycle = lifecycle  # escalation and snooze expiry, on the tick (None: defaults)
+        self.on_alert_change = on_alert_change  # notification outbox (None: no notifications)
         self.store = store
         self.clocked = clocked  # rules that fire on time passing (silence): ticked here
         self._tick_s = tick_s
@@ -136,7 +150,8 @@ class Ingest:
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         prefix = f"$share/{share_group}/" if share_group else ""
         self._subscriptions = [(prefix + OBSERVATIONS_SUBSCRIPTION, 1),
-                               (prefix + STATUS_SUBSCRIPTION, 1)]
+                               (prefix + STATUS_SUBSCRIPTION, 1),
+                               (prefix + ALARMS_SUBSCRIPTION, 1)]
         self.client = self._make_client(client_id)
         self._live: LiveIndex | None = None
 
@@ -244,6 +259,12 @@ class Ingest:
         except ContractError as exc:
             work.quarantine.append(_quarantine(msg.topic, None, str(exc), msg.payload))
             return
+        if msg.topic.endswith("/alarms"):
+            try:
+                work.alarms.append((gateway, decode_alarms(bytes(msg.payload), gateway)))
+            except ContractError as exc:
+                work.quarantine.append(_quarantine(msg.topic, gateway, str(exc), msg.payload))
+            return
         if msg.topic.endswith("/status"):
             self._classify_status(msg, gateway, work)
             return
@@ -334,15 +355,26 @@ class Ingest:
                 self._record_status(session, gateway, body)
                 if self.clocked is not None:
                     self.clocked.heartbeat(gateway, now)
-            if self.clocked is not None and self._tick_due():
-                self._next_tick = time.monotonic() + self._tick_s
-                self.stats.alerts_opened += len(
-                    apply_signals(session, self.clocked.tick(now), self._live))
-            for reading, site in work.readings:
-                if reading.patient_id is not None:
-                    register_patient(session, reading.patient_id, site)
-                opened = apply_signals(session, self.evaluator.evaluate(reading), self._live)
-                self.stats.alerts_opened += len(opened)
+            for gateway, alarms in work.alarms:  # before the rules: no second page
+                record_edge_alarms(session, gateway, alarms, self._live, now)
+            self._apply_rules(session, work, now)
+
+    def _apply_rules(self, session: Session, work: _Work, now: datetime) -> None:
+        """Tick the clocked rules when due, then evaluate the stored readings, in the
+        caller's transaction (``cloud_api.sharding`` moves this to the patient's shard)."""
+        assert self._live is not None
+        if self.clocked is not None and self._tick_due():
+            self._next_tick = time.monotonic() + self._tick_s
+            self.stats.alerts_opened += len(
+                apply_signals(session, self.clocked.tick(now), self._live, now,
+                              self.on_alert_change, self.lifecycle))
+            tick_lifecycle(session, now, self.lifecycle, self.on_alert_change)
+        for reading, site in work.readings:
+            if reading.patient_id is not None:
+                register_patient(session, reading.patient_id, site)
+            opened = apply_signals(session, self.evaluator.evaluate(reading), self._live, now,
+                                   self.on_alert_change, self.lifecycle)
+            self.stats.alerts_opened += len(opened)
 
     def _tick_due(self) -> bool:
         return self.clocked is not None and time.monotonic() >= self._next_tick

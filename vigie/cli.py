@@ -86,12 +86,35 @@ def cloud_run(
         exists=True, dir_okay=False)] = None,
     share_group: Annotated[str | None, typer.Option(
         help="Consume through an MQTT 5 shared subscription of this group (scale-out).")] = None,
+    notify: Annotated[Path | None, typer.Option(
+        help="Notification routing (TOML or JSON, see alerting/notify/config.py): webhook, "
+             "e-mail and nurse console per site and severity; absent: no notifications.",
+        exists=True, dir_okay=False)] = None,
+    role: Annotated[str, typer.Option(
+        help="Scale-out (docs/scaling.md). 'all': one worker does everything (default). "
+             "'intake': shared subscription (--share-group, default vigie-intake), validate, "
+             "record gaps and status, route each reading to its patient's shard; give each "
+             "intake worker its own --client-id. 'shard': own the shards of --owns: write "
+             "InfluxDB, run the rules, raise the alerts of those patients; every shard must "
+             "have exactly one shard worker.")] = "all",
+    shards: Annotated[int, typer.Option(
+        help="Number of patient shards (intake and shard workers must agree).")] = 16,
+    owns: Annotated[str | None, typer.Option(
+        help="Shards this shard worker owns, e.g. 0-7 or 0-3,8-11 (default: all). The "
+             "session is named after them unless --client-id is given.")] = None,
 ) -> None:
-    """Run ingest (MQTT -> InfluxDB -> rules) and the HTTP API in one process."""
+    """Run ingest (MQTT -> InfluxDB -> rules) and the HTTP API in one process.
+
+    With --role intake or shard, the ingest is split across processes (docs/scaling.md).
+    """
     from cloud_api.app import CloudSettings, run_cloud
 
     if mqtt_ca is None and (mqtt_cert or mqtt_key):
         raise typer.BadParameter("--mqtt-cert/--mqtt-key need --mqtt-ca")
+    if role not in ("all", "intake", "shard"):
+        raise typer.BadParameter(f"--role must be all, intake or shard, not {role!r}")
+    if owns is not None and role != "shard":
+        raise typer.BadParameter("--owns is for --role shard")
     settings = CloudSettings(
         mqtt=mqtt, influx_url=influx, influx_db=database, influx_token=influx_token,
         influx_org=influx_org, db_url=db_url, api_host=api_host, api_port=api_port,
@@ -99,7 +122,9 @@ def cloud_run(
         mqtt_ca=None if mqtt_ca is None else str(mqtt_ca),
         mqtt_cert=None if mqtt_cert is None else str(mqtt_cert),
         mqtt_key=None if mqtt_key is None else str(mqtt_key),
-        rules_file=None if rules is None else str(rules), share_group=share_group)
+        rules_file=None if rules is None else str(rules), share_group=share_group,
+        notify_file=None if notify is None else str(notify),
+        role=role, shards=shards, owns=owns)
     raise typer.Exit(run_cloud(settings))
 
 

@@ -227,6 +227,8 @@ class Demo:
                  "--api-port", str(self.api_port), *self._cloud_tls()], stdout=log,
                 stderr=subprocess.STDOUT)
         self._wait_ingest()
+        self._register_cohort()
+        self.console.print(f"  web inbox     http://127.0.0.1:{self.api_port}/ui/")
         self.console.print(f"  API           http://127.0.0.1:{self.api_port}/docs")
         for username, password, scope in logins:
             self.console.print(f"  login         {username} / {password}  "
@@ -255,6 +257,20 @@ class Demo:
                 self.console.print(f"  BLE devices   glucometer + BP monitor on {ble['transport']}"
                                    f" (bumble, via bleak) -> {gid}")
         self.console.print(f"  logs          {self.workdir}/*.log")
+
+    def _register_cohort(self) -> None:
+        """Sites and patients with their clinical profile, through the API as the admin, so
+        the pages show the cohort as a care team would have registered it."""
+        for i in range(self.opts.gateways):
+            site, count = ("ehpad-1", self.opts.patients * 2) if _is_ehpad(self.opts, i) \
+                else (f"home-{i + 1}", self.opts.patients)
+            self.api.post("/sites", json={"id": site, "name": site})  # 409 when it exists
+            for p in range(count):  # the same cohort as _site_config
+                self.api.post("/patients", json={
+                    "id": f"p-{i + 1:02d}{p + 1:02d}", "site": site,
+                    "profile": ["heart_failure" if p % 2 == 0 else "diabetes"],
+                    "age_group": "80-89" if site.startswith("ehpad") else "70-79",
+                    "settings": {"resident": site.startswith("ehpad")}})
 
     def _cloud_tls(self) -> list[str]:
         if self.svc.pki is None:

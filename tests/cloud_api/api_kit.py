@@ -19,8 +19,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api import accounts
 from cloud_api.api import ApiContext, create_app
-from cloud_api.db import Alert, AlertEvent, Gap, Gateway, Quarantine, make_engine, make_sessions
-from cloud_api.points import ns
+from cloud_api.db import (
+    Alert,
+    AlertEvent,
+    Device,
+    Gap,
+    Gateway,
+    Quarantine,
+    make_engine,
+    make_sessions,
+)
+from cloud_api.points import UNATTRIBUTED, ns
 from cloud_api.security import TokenIssuer
 from cloud_api.tenancy import register_patient
 
@@ -45,23 +54,44 @@ SITE_A_USERS = ("admin-alpha", "nurse-alpha", "physician-alpha")
 
 @dataclass
 class FakeStore:
-    """Just enough of InfluxQL for ``queries.observations``: tag equality filters."""
+    """Just enough of InfluxQL for the API: tag (and ``id``) equality filters, where a
+    condition ``(site = 'a' OR site = 'b')`` keeps either; ``SELECT *`` returns every key;
+    ``DELETE`` removes what matches; writes keep the line's tags and a few fields."""
 
     flavour: str = "fake"
     points: list[dict[str, Any]] = field(default_factory=list)
     queries: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
 
     def write(self, lines: Sequence[str]) -> None:
-        raise NotImplementedError("the API never writes")
+        for line in lines:
+            self.lines.append(line)
+            head, fields, stamp = line.rsplit(" ", 2)
+            point: dict[str, Any] = dict(t.split("=", 1) for t in head.split(",")[1:])
+            point.update(re.findall(r'(\w+)="([^"]*)"', fields))
+            value = re.search(r"(?:^|,)value=([0-9.eE+-]+)", fields)
+            point.update(time=int(stamp), value=float(value.group(1)) if value else None)
+            self.points.append(point)
+
+    def _match(self, p: dict[str, Any], influxql: str) -> bool:
+        wanted: dict[str, set[str]] = {}
+        for k, v in re.findall(r"(\w+) = '([^']*)'", influxql):
+            wanted.setdefault(k, set()).add(v)
+        return all(p.get(k) in vs for k, vs in wanted.items())
 
     def query(self, influxql: str) -> list[dict[str, Any]]:
         self.queries.append(influxql)
-        tags = dict(re.findall(r"(\w+) = '([^']*)'", influxql))
+        if influxql.startswith("DELETE"):
+            self.points = [p for p in self.points if not self._match(p, influxql)]
+            return []
         cols = ["time", "value", "unit", "id", "device", "original_value", "original_unit",
                 "time_trusted"]
+        if influxql.startswith("SELECT *"):
+            cols = ["time", "value", "unit", "id", "device", "gateway", "site", "kind",
+                    "patient"]
         series: dict[str, list[list[Any]]] = {}
         for p in self.points:
-            if all(p.get(k) == v for k, v in tags.items()):
+            if self._match(p, influxql):
                 series.setdefault(p["kind"], []).append([p.get(c) for c in cols])
         return [{"name": "observation", "tags": {"kind": k}, "columns": cols, "values": v}
                 for k, v in series.items()]
@@ -79,6 +109,13 @@ class Site:
     gateway: str
     patient: str
     alert_id: int = 0
+    device: str = ""
+    reading: str = ""
+
+    def ids(self) -> dict[str, Any]:
+        """Values for every path parameter of the API."""
+        return {"patient": self.patient, "alert_id": self.alert_id, "gateway_id": self.gateway,
+                "device_id": self.device, "reading_id": self.reading}
 
 
 @dataclass
@@ -114,6 +151,12 @@ def _seed_site(session: Session, s: Site, store: FakeStore, word: str) -> None:
                            payload=f'{{"patient": "{s.patient}"}}'))
     session.add(Gap(gateway_id=s.gateway, device_id=f"dev-{word}", first_seq=3, last_seq=5,
                     detected_at=T0))
+    s.device, s.reading = f"scale-{word}", f"unattributed-{word}"
+    session.add(Device(id=s.device, site_id=s.site, gateway_id=s.gateway, shared=True,
+                       updated_at=T0, updated_by="seed"))
+    store.points.append({"patient": UNATTRIBUTED, "site": s.site, "kind": "weight",
+                         "gateway": s.gateway, "time": ns(T0), "value": 71.5, "unit": "kg",
+                         "id": s.reading, "device": s.device})
     for i in range(3):
         store.points.append({"patient": s.patient, "site": s.site, "kind": "glucose",
                              "time": ns(T0 + timedelta(minutes=i)), "value": 100.0 + i,

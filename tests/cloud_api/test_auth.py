@@ -46,7 +46,7 @@ def test_every_protected_route_wants_a_token(api: Api) -> None:
     for path, methods in api.client.get("/openapi.json").json()["paths"].items():
         if path in PUBLIC:
             continue
-        url = path.format(patient=api.alpha.patient, alert_id=api.alpha.alert_id)
+        url = path.format(**api.alpha.ids())
         for method in methods:
             resp = api.client.request(method, url, json={})
             assert resp.status_code == 401, (method, path, resp.text)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from cloud_api.db import Alert, AlertEvent, CareSite, User
+from cloud_api.db import Alert, AlertEvent, CareSite, Device, Gateway, Patient, User
 from tests.cloud_api.api_kit import SITE_A_USERS, Api
 from vigie.contract import Batch, Kind, Reading
 
@@ -52,6 +52,25 @@ CALLS: dict[tuple[str, str], Call] = {
     ("GET", "/users"): Call(),
     ("POST", "/sites"): Call(body={"id": "site-bravo-2", "name": "bravo annex"}, names_b=True),
     ("GET", "/audit"): Call(params={"patient": "p-bravo-7"}),
+    ("GET", "/sites"): Call(),
+    ("GET", "/patients"): Call(),
+    ("POST", "/patients"): Call(body={"id": "p-new-1", "site": "site-bravo"}, names_b=True),
+    ("GET", "/patients/{patient}"): Call(names_b=True),
+    ("PUT", "/patients/{patient}"): Call(body={"profile": ["diabetes"]}, names_b=True),
+    ("GET", "/patients/{patient}/trend"): Call(names_b=True),
+    ("GET", "/patients/{patient}/aggregates"): Call(params={"kind": "glucose"}, names_b=True),
+    ("POST", "/gateways"): Call(body={"id": "gw-new-1", "site": "site-bravo"}, names_b=True),
+    ("GET", "/gateways/{gateway_id}"): Call(names_b=True),
+    ("GET", "/devices"): Call(),
+    ("POST", "/devices"): Call(body={"id": "dev-new-1", "site": "site-bravo"}, names_b=True),
+    ("PUT", "/devices/{device_id}"): Call(body={"shared": False}, names_b=True),
+    ("GET", "/attribution"): Call(),
+    ("POST", "/attribution/{reading_id}"): Call(body={"patient": "p-alpha-1"}, names_b=True),
+    ("GET", "/alerts/inbox"): Call(),
+    ("POST", "/alerts/{alert_id}/snooze"): Call(body={"until": "2030-01-01T00:00:00Z"},
+                                                names_b=True),
+    ("POST", "/alerts/{alert_id}/resolve"): Call(body={"comment": "bravo?"}, names_b=True),
+    ("GET", "/fhir/Observation"): Call(params={"patient": "p-bravo-7"}, names_b=True),
 }
 
 
@@ -64,14 +83,20 @@ def test_every_route_is_classified(api: Api) -> None:
     assert _routes(api) == set(CALLS), "classify new routes in CALLS (tenancy decision)"
 
 
-def _b_state(api: Api) -> tuple[str, int, bool, bool]:
+def _b_state(api: Api) -> tuple[Any, ...]:
     with api.session() as session:
         alert = session.get(Alert, api.bravo.alert_id)
-        assert alert is not None
+        device = session.get(Device, api.bravo.device)
+        assert alert is not None and device is not None
         events = session.scalar(select(func.count()).where(
             AlertEvent.alert_id == api.bravo.alert_id))
+        b_points = sorted((p["id"], p["patient"]) for p in api.store.points
+                          if "bravo" in str(p["id"]))
         return (alert.state, events or 0, session.get(User, "nurse-bravo-2") is not None,
-                session.get(CareSite, "site-bravo-2") is not None)
+                session.get(CareSite, "site-bravo-2") is not None,
+                (device.gateway_id, device.patient_id, device.shared), b_points,
+                session.scalar(select(func.count()).select_from(Patient)),
+                session.scalar(select(func.count()).select_from(Gateway)))
 
 
 def _unechoed(text: str, url: str, call: Call) -> str:
@@ -92,7 +117,7 @@ def test_a_site_a_user_gets_nothing_of_site_b(api: Api, username: str) -> None:
     before = _b_state(api)
     headers = api.token(username)
     for (method, path), call in sorted(CALLS.items()):
-        url = path.format(patient=api.bravo.patient, alert_id=api.bravo.alert_id)
+        url = path.format(**api.bravo.ids())
         resp = api.client.request(method, url, headers=headers, params=call.params,
                                   json=call.body, data=call.form)
         what = f"{username} {method} {url}: {resp.status_code} {resp.text[:300]}"
@@ -106,10 +131,11 @@ def test_a_site_a_user_gets_nothing_of_site_b(api: Api, username: str) -> None:
 
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", "/patients/{patient}/observations"), ("POST", "/alerts/{alert_id}/acknowledge"),
-    ("GET", "/alerts/{alert_id}/history")])
+    ("GET", "/alerts/{alert_id}/history"), ("GET", "/patients/{patient}"),
+    ("GET", "/patients/{patient}/trend"), ("GET", "/gateways/{gateway_id}")])
 def test_own_site_resources_answer_200(api: Api, method: str, path: str) -> None:
     """The 404s above come from tenancy, not from a route that never works."""
-    url = path.format(patient=api.alpha.patient, alert_id=api.alpha.alert_id)
+    url = path.format(**api.alpha.ids())
     resp = api.client.request(method, url, headers=api.token("nurse-alpha"), json={})
     assert resp.status_code == 200, resp.text
     assert "alpha" in resp.text
