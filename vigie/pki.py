@@ -320,8 +320,9 @@ def revoke(paths: PkiPaths, cert_file: Path) -> int:
 def acl_text(paths: PkiPaths) -> str:
     """Mosquitto ACL: a gateway writes only its own observations, status (its last will
     included) and edge alarms, and reads only its own configuration; services read every
-    gateway's observations, status and alarms, also as MQTT 5 shared subscriptions, and write
-    gateway configuration. Everything else is denied.
+    gateway's observations, status and alarms, also as MQTT 5 shared subscriptions, write
+    gateway configuration, and exchange the scale-out's shard topics. Everything else is
+    denied.
 
     Mosquitto 2.0.11 grants a subscription whatever its filter and applies ``read`` rules to
     each message it would deliver: a gateway subscribed to another's topics receives nothing.
@@ -336,5 +337,7 @@ def acl_text(paths: PkiPaths) -> str:
         lines += [f"user {name}"]
         for leaf in ("observations", "status", "alarms"):
             lines += [f"topic read {gw}/+/{leaf}", f"topic read $share/+/{gw}/+/{leaf}"]
-        lines += [f"topic write {gw}/+/config/#", ""]
+        lines += [f"topic write {gw}/+/config/#",
+                  # scale-out: intake workers route readings to the shard owners
+                  f"topic readwrite {TOPIC_PREFIX}/shards/#", ""]
     return "\n".join(lines)
