@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
+
+from pydantic import ValidationError
 
 from alerting.rules import RANK, BaseRule, Rule, RuleContext, SilenceRule, default_rules
 from alerting.seam import AlertSignal, Severity
 from alerting.settings import (
     PatientSettings,
     RulesConfig,
+    SettingsError,
     WarmUpError,
     check_config,
     is_disabled,
@@ -143,6 +146,33 @@ class Engine:
         """A gateway status message: it is alive, and from now on watched for silence."""
         self._heartbeat_gateways.add(gateway_id)
         self._gateway_seen[gateway_id] = max(ts(at), self._gateway_seen.get(gateway_id, 0.0))
+
+    def set_patient_settings(self, patient_id: str, settings: Mapping[str, Any] | None
+                             ) -> None:
+        """Replace one patient's settings while running (the care team edited them).
+
+        Validated against the catalogue like a rules file; the patient's cached plans and
+        parameters are dropped so the next reading uses the new ones. Raises SettingsError.
+        """
+        patients = dict(self._config.patients)
+        if settings is None:
+            if patients.pop(patient_id, None) is None:
+                return
+        else:
+            try:
+                parsed = PatientSettings.model_validate(dict(settings))
+            except ValidationError as exc:
+                raise SettingsError(f"patient {patient_id}: {exc}") from exc
+            if patients.get(patient_id) == parsed:
+                return
+            patients[patient_id] = parsed
+        config = self._config.model_copy(update={"patients": patients})
+        check_config(config, self._by_id)
+        self._config = config
+        for key in [k for k in self._params if k[0] == patient_id]:
+            del self._params[key]
+        for plan_key in [k for k in self._plans if k[0] == patient_id]:
+            del self._plans[plan_key]
 
     def findings(self, patient_id: str) -> dict[tuple[str, datetime, str], Finding]:
         """The current window results of a patient: (rule, evaluation time, sample id) ->

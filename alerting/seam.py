@@ -7,10 +7,11 @@ per patient and rule).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from vigie.contract import Reading
 
@@ -62,3 +63,14 @@ class Clocked(Protocol):
     def tick(self, now: datetime) -> list[AlertSignal]: ...
 
     def heartbeat(self, gateway_id: str, at: datetime) -> None: ...
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """An evaluator whose per-patient settings the care team edits while it runs."""
+
+    def set_patient_settings(self, patient_id: str, settings: Mapping[str, Any] | None
+                             ) -> None:
+        """Replace a patient's settings (JSON-shaped, as stored); None: back to defaults.
+        Raises ValueError for settings the rules refuse."""
+        ...

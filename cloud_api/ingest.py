@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting.seam import Clocked, Evaluator
+from alerting.seam import Clocked, Configurable, Evaluator
 from cloud_api import streams
 from cloud_api.alerts import (
     AlertHook,
@@ -43,6 +43,7 @@ from cloud_api.db import Gateway, Quarantine
 from cloud_api.errors import ConfigError, StoreRejected, StoreUnavailable
 from cloud_api.influx import TimeSeriesStore
 from cloud_api.points import to_line
+from cloud_api.profiles import sync_profiles
 from cloud_api.tenancy import register_patient
 from vigie.contract import (
     ALARMS_SUBSCRIPTION,
@@ -365,6 +366,8 @@ class Ingest:
         assert self._live is not None
         if self.clocked is not None and self._tick_due():
             self._next_tick = time.monotonic() + self._tick_s
+            if isinstance(self.evaluator, Configurable):
+                sync_profiles(session, self.evaluator)  # care-team edits, within a tick
             self.stats.alerts_opened += len(
                 apply_signals(session, self.clocked.tick(now), self._live, now,
                               self.on_alert_change, self.lifecycle))

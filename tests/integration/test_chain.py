@@ -189,3 +189,25 @@ def test_sequence_gaps_are_reported(services: Services, cloud: Cloud) -> None:
         ("scale-1", 3, 5, 3)]
     _publish(services.mosquitto.port, topic, batch(4))  # a late arrival splits the gap
     wait_for(lambda: len(cloud.api.get("/gaps").json()) == 2, 20, "the gap split")
+
+
+def test_a_patients_own_threshold_set_in_the_api_applies(services: Services, cloud: Cloud,
+                                                          gateway_factory: Any,
+                                                          tmp_path: Path) -> None:
+    """A physician lowers nothing and raises the level-2 threshold of one patient to 65 mg/dL
+    through the API; ingest picks it up on its tick and a 61 mg/dL reading pages as urgent."""
+    assert cloud.api.post("/sites", json={"id": "site-1", "name": "Home 1"}).status_code == 201
+    made = cloud.api.post("/patients", json={
+        "id": "p-7", "site": "site-1", "profile": ["diabetes"],
+        "settings": {"thresholds": {"dm.hypoglycaemia": {"l2": 65}}}})
+    assert made.status_code == 201, made.text
+    time.sleep(11)  # one ingest tick (10 s) syncs the profiles into the engine
+    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    replay = tmp_path / "r.jsonl"
+    replay.write_text(json.dumps({"device": "g7", "kind": "glucose", "value": 61,
+                                  "unit": "mg/dL", "time": now + "Z"}) + "\n")
+    gw = gateway_factory("gw-th", replay, patients={"g7": "p-7"}).start()
+    assert gw.wait(30) == 0, gw.log()
+    alerts = wait_for(lambda: [a for a in cloud.api.get("/alerts").json()
+                               if a["rule"] == "dm.hypoglycaemia"], 20, "an alert")
+    assert [(a["patient"], a["severity"]) for a in alerts] == [("p-7", "urgent")]
