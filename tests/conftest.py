@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings
 
 from cloud_api import accounts
 from cloud_api.client import PasswordAuth
@@ -221,3 +222,9 @@ def gateway_factory(tmp_path: Path, services: Services) -> Iterator[Callable[...
 
 
 os.environ.setdefault("VIGIE_LOG_LEVEL", "INFO")
+
+# CI must be deterministic: the same examples every run (a developer's runs stay random and
+# keep finding new cases; a failure found there is replayed from .hypothesis/).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")

@@ -28,7 +28,8 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _api.client.app)
 
 
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_api_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
     # Starlette answers a 405 with the methods of the first route matching the path only
