@@ -47,7 +47,10 @@ def reading(i: int, gateway: str, low: bool, run_tag: str) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {"id": secrets.token_hex(16), "device": f"d{i % 50}",
             "patient": f"p-{run_tag}-{i}" if low else f"p{i % 500}", "seq": i // 50 + 1,
-            "kind": "glucose", "value": 45.0 if low else 100.0 + i % 80, "unit": "mg/dL",
+            # a steady value per patient: readings milliseconds apart with swinging values
+            # would be a CGM in free fall to the rules, and keep alerts changing
+            "kind": "glucose", "value": 45.0 if low else 100.0 + (i % 500) % 80,
+            "unit": "mg/dL",
             "measured_at": iso(now), "received_at": iso(now), "device_time": None,
             "clock_offset_s": 0.0, "tz": None, "time_trusted": True, "flags": []}
 

@@ -27,7 +27,7 @@ from cloud_api.db import make_engine, make_sessions
 from cloud_api.errors import CloudError, ConfigError, StoreUnavailable
 from cloud_api.influx import InfluxV1, InfluxV2, connect_store
 from cloud_api.ingest import Ingest, MqttTls
-from cloud_api.queries import StoredValue, history_readings
+from cloud_api.queries import HistoryLoader, StoredValue
 from cloud_api.security import TokenIssuer, default_secret_path, load_secret
 from vigie.contract import Kind
 
@@ -107,8 +107,10 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
     store = _connect_store(s)
     sessions = make_sessions(make_engine(s.db_url))
 
+    history = HistoryLoader(store)
+
     def load(patient: str, kind: Kind, start: datetime, end: datetime) -> list[StoredValue]:
-        return history_readings(store, patient, str(kind), start, end)
+        return history(patient, str(kind), start, end)
 
     ingest = None
     if s.ingest:

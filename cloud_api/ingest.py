@@ -155,6 +155,7 @@ class Ingest:
                                (prefix + ALARMS_SUBSCRIPTION, 1)]
         self.client = self._make_client(client_id)
         self._live: LiveIndex | None = None
+        self._sites: dict[str, str | None] = {}  # patients registered: id -> site seen
 
     def _make_client(self, client_id: str) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -340,6 +341,7 @@ class Ingest:
             self._record_in(work, now)
         except BaseException:
             self._live = None  # the cache may hold what the rolled-back transaction did
+            self._sites.clear()
             raise
         self.stats.readings_stored += len(work.readings)
         self.stats.quarantined += len(work.quarantine)
@@ -373,8 +375,10 @@ class Ingest:
                               self.on_alert_change, self.lifecycle))
             tick_lifecycle(session, now, self.lifecycle, self.on_alert_change)
         for reading, site in work.readings:
-            if reading.patient_id is not None:
-                register_patient(session, reading.patient_id, site)
+            pid = reading.patient_id
+            if pid is not None and (pid not in self._sites or self._sites[pid] != site):
+                self._sites[pid] = site  # known patients cost no query (dropped on failure)
+                register_patient(session, pid, site)
             opened = apply_signals(session, self.evaluator.evaluate(reading), self._live, now,
                                    self.on_alert_change, self.lifecycle)
             self.stats.alerts_opened += len(opened)

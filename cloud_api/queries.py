@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cloud_api.influx import TimeSeriesStore
@@ -68,6 +70,42 @@ def history_readings(store: TimeSeriesStore, patient: str, kind: str, start: dat
          f"AND kind = '{check_id(kind, 'kind')}' AND time >= {ns(start)} AND time < {ns(end)}")
     return [StoredValue(str(r["id"]), None if r.get("value") is None else float(r["value"]),
                         from_ns(int(r["time"]))) for r in _rows(store.query(q))]
+
+
+class HistoryLoader:
+    """The rule engine's warm-up from InfluxDB, one patient at a time.
+
+    The engine asks kind by kind when it first meets a patient; one COUNT ... GROUP BY kind
+    tells which kinds the patient has at all, so a new patient costs one query, not one per
+    kind. The answer is kept for a few seconds only: just the span of one warm-up.
+    """
+
+    TTL_S = 5.0
+
+    def __init__(self, store: TimeSeriesStore, horizon_days: float = 400.0) -> None:
+        self.store = store
+        self.horizon = timedelta(days=horizon_days)
+        self._kinds: OrderedDict[str, tuple[float, set[str]]] = OrderedDict()
+
+    def __call__(self, patient: str, kind: str, start: datetime, end: datetime
+                 ) -> list[StoredValue]:
+        if str(kind) not in self._present(patient, end):
+            return []
+        return history_readings(self.store, patient, str(kind), start, end)
+
+    def _present(self, patient: str, end: datetime) -> set[str]:
+        cached = self._kinds.get(patient)
+        if cached is not None and time.monotonic() - cached[0] < self.TTL_S:
+            return cached[1]
+        q = (f"SELECT COUNT(id) FROM {MEASUREMENT} WHERE patient = "
+             f"'{check_id(patient, 'patient')}' AND time >= {ns(end - self.horizon)} "
+             f"AND time < {ns(end)} GROUP BY kind")
+        kinds = {str(s.get("tags", {}).get("kind")) for s in self.store.query(q)}
+        self._kinds[patient] = (time.monotonic(), kinds)
+        self._kinds.move_to_end(patient)
+        if len(self._kinds) > 256:
+            self._kinds.popitem(last=False)
+        return kinds
 
 
 def stored_ids(store: TimeSeriesStore) -> list[str]:

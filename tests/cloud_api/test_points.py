@@ -25,3 +25,30 @@ def test_line_protocol_escapes_and_is_deterministic_apart_from_ingest_time() -> 
 def test_nanoseconds_are_exact() -> None:
     assert ns(T) % 1000 == 0 and from_ns(ns(T)) == T
     assert ns(datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)) == 1_000_000_000
+
+
+def test_history_loader_asks_once_which_kinds_a_patient_has() -> None:
+    from typing import Any
+
+    from cloud_api.queries import HistoryLoader
+
+    class Store:
+        flavour = "test"
+
+        def __init__(self) -> None:
+            self.queries: list[str] = []
+
+        def query(self, q: str) -> list[dict[str, Any]]:
+            self.queries.append(q)
+            if "COUNT" in q:
+                return [{"name": "observation", "tags": {"kind": "weight"},
+                         "columns": ["time", "count"], "values": [[0, 3]]}]
+            return [{"name": "observation", "columns": ["time", "value", "id"],
+                     "values": [[ns(T), 80.5, "a" * 32]]}]
+
+    store = Store()
+    load = HistoryLoader(store)  # type: ignore[arg-type]
+    assert load("p-1", "glucose", T, T) == []
+    weights = load("p-1", "weight", T, T)
+    assert [(w.value, w.measured_at) for w in weights] == [(80.5, T)]
+    assert sum("COUNT" in q for q in store.queries) == 1 and len(store.queries) == 2
