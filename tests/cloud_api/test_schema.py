@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import allow_header_conformance
+from schemathesis.specs.openapi.checks import allow_header_conformance, negative_data_rejection
 
 from tests.cloud_api.api_kit import PASSWORD, make_api
 
@@ -34,4 +34,11 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _api.client.app)
 def test_api_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
     # Starlette answers a 405 with the methods of the first route matching the path only
     # (GET /users and POST /users are two routes): a framework limit, not ours to fix here.
-    case.call_and_validate(headers=HEADERS, excluded_checks=[allow_header_conformance])
+    excluded = [allow_header_conformance]
+    if case.operation.path == "/fhir/Observation":
+        # A repeated query parameter (date=ge...&date=lt...) is an array in the document; on
+        # the wire one value and a one-item array are the same, so schemathesis counts a
+        # string sent for it as invalid data the API accepted. The FHIR search's handling of
+        # bad dates (an outcome, or 400 when strict) is tested in test_fhir.py.
+        excluded.append(negative_data_rejection)
+    case.call_and_validate(headers=HEADERS, excluded_checks=excluded)
