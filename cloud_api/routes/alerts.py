@@ -5,6 +5,7 @@ An alert of another site answers 404 like an absent one, so ids do not leak exis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from cloud_api import alerts as alert_store
 from cloud_api import audit
+from cloud_api.context import ApiContext
 from cloud_api.db import Alert, AlertEvent
 from cloud_api.routes.deps import (
     AUTH_ERRORS,
@@ -101,12 +103,20 @@ def list_alerts(ctx: Ctx, who: Staff, state: str | None = None,
                         409: {"description": "the alert is not open"}})
 def acknowledge(ctx: Ctx, who: Staff, alert_id: AlertId, body: AckIn) -> AlertOut:
     """Acknowledge an open alert in the caller's name."""
-    note = audit.Note(who.username, "alert.acknowledge", f"/alerts/{alert_id}")
+    return change_alert(ctx, who, alert_id, audit.Note(who.username, "alert.acknowledge",
+                                                       f"/alerts/{alert_id}"),
+                        lambda s, a: alert_store.acknowledge_in(s, a, who.username,
+                                                                body.comment))
+
+
+def change_alert(ctx: ApiContext, who: Principal, alert_id: int, note: audit.Note,
+                 change: Callable[[Session, Alert], Alert]) -> AlertOut:
+    """A clinician's change to an alert of their sites, audited in the same transaction;
+    a change the alert's state does not allow answers 409."""
     with audited(ctx, note) as session:
         alert = _visible_alert(session, who, alert_id, note)
         try:
-            return _alert_out(alert_store.acknowledge_in(session, alert, who.username,
-                                                         body.comment))
+            return _alert_out(change(session, alert))
         except alert_store.AlertStateError as exc:
             raise HTTPException(409, str(exc)) from exc
 

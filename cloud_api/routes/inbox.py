@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Annotated, Any, Final
 
 import jwt
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -28,7 +28,7 @@ from cloud_api import alerts as alert_store
 from cloud_api import audit
 from cloud_api.context import ApiContext
 from cloud_api.db import Alert, AlertEvent
-from cloud_api.routes.alerts import AlertOut, _alert_out, _visible_alert
+from cloud_api.routes.alerts import AlertOut, _alert_out, change_alert
 from cloud_api.routes.deps import AUTH_ERRORS, BODY_ERRORS, Ctx, IsoTime, Staff, audited
 from cloud_api.security import Principal
 from cloud_api.tenancy import patient_clause
@@ -86,26 +86,16 @@ def snooze(ctx: Ctx, who: Staff, alert_id: AlertId, body: SnoozeIn) -> AlertOut:
     """Snooze a live alert until a time; it comes back open by itself (a low overrides)."""
     note = audit.Note(who.username, "alert.snooze", f"/alerts/{alert_id}",
                       detail={"until": body.until.isoformat()})
-    with audited(ctx, note) as session:
-        alert = _visible_alert(session, who, alert_id, note)
-        try:
-            return _alert_out(alert_store.snooze_in(session, alert, who.username, body.until,
-                                                    body.comment))
-        except alert_store.AlertStateError as exc:
-            raise HTTPException(409, str(exc)) from exc
+    return change_alert(ctx, who, alert_id, note, lambda s, a: alert_store.snooze_in(
+        s, a, who.username, body.until, body.comment))
 
 
 @router.post("/alerts/{alert_id}/resolve", responses=CHANGE_ERRORS)
 def resolve(ctx: Ctx, who: Staff, alert_id: AlertId, body: CommentIn) -> AlertOut:
     """Close a live alert by hand, saying what was done."""
     note = audit.Note(who.username, "alert.resolve", f"/alerts/{alert_id}")
-    with audited(ctx, note) as session:
-        alert = _visible_alert(session, who, alert_id, note)
-        try:
-            return _alert_out(alert_store.resolve_in(session, alert, who.username,
-                                                     body.comment))
-        except alert_store.AlertStateError as exc:
-            raise HTTPException(409, str(exc)) from exc
+    return change_alert(ctx, who, alert_id, note, lambda s, a: alert_store.resolve_in(
+        s, a, who.username, body.comment))
 
 
 # --- live feed --------------------------------------------------------------------------
