@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -124,7 +125,7 @@ class Engine:
         value = self._usable_value(reading)
         if value is not None and reading.kind in self._point_rules:
             sample = Sample(measured, value, reading.id, received, reading.device_id)
-            signals += self._on_sample(state, reading.kind, sample)
+            signals += self._untrusted_cap(reading, self._on_sample(state, reading.kind, sample))
         if self._clock is not None and any(r.id in state.raised for r in self._silence_rules):
             signals += self._silence(state, self._clock, self._silent_gateways(self._clock),
                                      clear_only=True)
@@ -242,11 +243,23 @@ class Engine:
         log.debug("warmed up a patient with %d samples", len(state.seen))
 
     @staticmethod
+    def _untrusted_cap(reading: Reading, signals: list[AlertSignal]) -> list[AlertSignal]:
+        """A value whose device clock could not be trusted may be old (a stored record of a
+        meter whose clock was never set): it raises at most a warning, never an urgent page."""
+        if reading.time_trusted:
+            return signals
+        return [replace(s, severity=Severity.WARNING)
+                if s.reading_id == reading.id and s.severity is Severity.URGENT else s
+                for s in signals]
+
+    @staticmethod
     def _usable_value(reading: Reading) -> float | None:
         """The value, when rules may use it: a finite number in the canonical unit (ingest
-        quarantines the rest; a device's special value carries no number)."""
+        quarantines the rest; a device's special value carries no number), measured on the
+        patient (control solution, demonstration mode and cuff inflation are flagged
+        ``non_patient_data`` by the codecs)."""
         value = reading.value
-        if value is None or not math.isfinite(value):
+        if value is None or not math.isfinite(value) or "non_patient_data" in reading.flags:
             return None
         return value if reading.unit == CANONICAL_UNIT.get(reading.kind) else None
 

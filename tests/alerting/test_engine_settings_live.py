@@ -1,4 +1,4 @@
-"""Per-patient settings edited while the engine runs apply to the next reading."""
+"""Per-patient settings edited while the engine runs; readings the engine must not trust."""
 
 from __future__ import annotations
 
@@ -34,3 +34,18 @@ def test_back_to_defaults_and_refusals() -> None:
         eng.set_patient_settings("p-1", {"thresholds": {"dm.hypoglycaemia": {"l2": 5}}})
     with pytest.raises(SettingsError):
         eng.set_patient_settings("p-1", {"no_such_field": 1})
+
+
+def test_untrusted_time_never_pages_urgent_and_control_solution_is_ignored() -> None:
+    from dataclasses import replace
+
+    eng = Engine()
+    unset_clock = replace(reading(Kind.GLUCOSE, 40, T0), time_trusted=False)
+    assert [s.severity for s in raised(eng.evaluate(unset_clock), "dm.hypoglycaemia")] == [
+        "warning"]
+    control = replace(reading(Kind.GLUCOSE, 40, T0 + minutes(1), pid="p-2"),
+                      flags=("non_patient_data",))
+    assert Engine().evaluate(control) == []
+    trusted = reading(Kind.GLUCOSE, 40, T0, pid="p-3")
+    assert [s.severity for s in raised(Engine().evaluate(trusted), "dm.hypoglycaemia")] == [
+        "urgent"]
