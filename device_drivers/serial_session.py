@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import abc
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from typing import Any, ClassVar
 
 import serial
 
+from vigie.backoff import Backoff
 from vigie.contract import Observation
 
 __all__ = [
@@ -137,16 +137,15 @@ class SerialSession:
                      *, timeout: float | None = None) -> Iterator[Observation]:
         """Yield observations as they complete, across reconnections."""
         end = None if timeout is None else self._clock() + timeout
-        delay = self.backoff[0]
+        retries = Backoff(*self.backoff)
         while not self._done(stop, end):
             try:
                 port = self._open()
             except PortUnavailable as exc:
                 log.debug("port %s unavailable: %s", self.url, exc)
-                stop.wait(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, self.backoff[1])
+                stop.wait(retries.next())
                 continue
-            delay = self.backoff[0]
+            retries.reset()
             yield from self._serve(port, stop, end)
 
     def _done(self, stop: threading.Event, end: float | None) -> bool:

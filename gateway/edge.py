@@ -42,6 +42,7 @@ from alerting.notify.errors import ChannelError
 from alerting.rules import default_rules
 from alerting.seam import AlertSignal, Severity
 from alerting.settings import RulesConfig
+from vigie.backoff import jittered
 from vigie.contract import (
     EdgeAlarm,
     alarms_topic,
@@ -201,7 +202,7 @@ class EdgeAlarms:
             self._console.publish(self._topic, self._console_payload(alarm, now))
         except ChannelError as exc:
             self._attempt += 1
-            delay = self._rng.uniform(0.25, min(self.s.retry_max_s, 0.5 * 2 ** self._attempt))
+            delay = jittered(self._attempt, 0.5, self.s.retry_max_s, self._rng)
             self._retry_at = time.monotonic() + delay
             self.stats["last_error"] = str(exc)
             log.error("cannot page the site (retry in %.1f s): %s", delay, exc)

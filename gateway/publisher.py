@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.errors import OutboxError
 from gateway.outbox import Outbox, Pending
+from vigie.backoff import Backoff
 from vigie.contract import Batch, iso, now_utc, observations_topic, status_topic
 
 log = logging.getLogger(__name__)
@@ -75,22 +75,6 @@ class PublisherStats:
     connected: bool = False
     last_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter."""
-
-    def __init__(self, low: float, high: float, rng: random.Random | None = None) -> None:
-        self.low, self.high, self.attempt = low, high, 0
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        cap = min(self.high, self.low * (2 ** self.attempt))
-        self.attempt += 1
-        return self._rng.uniform(self.low / 2, cap)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class Publisher:

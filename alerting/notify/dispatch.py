@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from alerting.notify.config import Route, RoutingConfig
 from alerting.notify.errors import ChannelError
 from alerting.notify.message import AlertNotice, Message
+from vigie.backoff import jittered
 from vigie.contract import iso, now_utc
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,7 @@ def plan(events: Sequence[PendingEvent], config: RoutingConfig, now: datetime
 
 def backoff(attempt: int, low: float, high: float, rng: random.Random) -> float:
     """Capped exponential backoff with full jitter (attempt counts from 1)."""
-    cap = min(high, low * 2 ** min(attempt - 1, 30))
-    return rng.uniform(low / 2, max(low / 2, cap))
+    return jittered(attempt - 1, low, high, rng)
 
 
 class Dispatcher:

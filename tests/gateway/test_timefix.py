@@ -47,7 +47,7 @@ def test_unknown_zone_is_a_config_error() -> None:
 def test_backoff_is_jittered_and_capped() -> None:
     import random
 
-    from gateway.publisher import Backoff
+    from vigie.backoff import Backoff
 
     b = Backoff(0.5, 30, random.Random(1))
     delays = [b.next() for _ in range(12)]
