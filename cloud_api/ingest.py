@@ -43,7 +43,7 @@ from cloud_api.db import Gateway, Quarantine
 from cloud_api.errors import ConfigError, StoreRejected, StoreUnavailable
 from cloud_api.influx import TimeSeriesStore
 from cloud_api.points import to_line
-from cloud_api.profiles import sync_profiles
+from cloud_api.profiles import ProfileSync
 from cloud_api.tenancy import register_patient
 from vigie.contract import (
     ALARMS_SUBSCRIPTION,
@@ -156,6 +156,7 @@ class Ingest:
         self.client = self._make_client(client_id)
         self._live: LiveIndex | None = None
         self._sites: dict[str, str | None] = {}  # patients registered: id -> site seen
+        self._profiles: ProfileSync | None = None
 
     def _make_client(self, client_id: str) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -369,7 +370,9 @@ class Ingest:
         if self.clocked is not None and self._tick_due():
             self._next_tick = time.monotonic() + self._tick_s
             if isinstance(self.evaluator, Configurable):
-                sync_profiles(session, self.evaluator)  # care-team edits, within a tick
+                if self._profiles is None or self._profiles.engine is not self.evaluator:
+                    self._profiles = ProfileSync(self.evaluator)  # a new engine: all of them
+                self._profiles(session)  # care-team edits since the last tick
             self.stats.alerts_opened += len(
                 apply_signals(session, self.clocked.tick(now), self._live, now,
                               self.on_alert_change, self.lifecycle))

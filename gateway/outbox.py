@@ -80,6 +80,7 @@ class Outbox:
             self._db.execute("PRAGMA journal_size_limit=262144")
             self._db.executescript(_SCHEMA)
             self._depth = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot open outbox {path}: {exc}") from exc
         self._lay_ballast()
@@ -99,11 +100,14 @@ class Outbox:
         return True
 
     def _free_bytes(self) -> int:
-        """Room for new readings: free disk plus pages the database freed and will reuse."""
+        """Room for new readings: free disk plus pages the database freed and will reuse
+        (counted only when the disk alone is short: this runs before every take)."""
         st = os.statvfs(self.path.parent)
+        disk = st.f_bavail * st.f_frsize
+        if disk >= self._ballast_bytes:
+            return disk
         free_pages = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
-        page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
-        return st.f_bavail * st.f_frsize + free_pages * page
+        return disk + free_pages * self._page_size
 
     def _ensure_ballast(self) -> bool:
         """Before taking more: the reserve in place and as much again free on the disk.
