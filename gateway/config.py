@@ -75,6 +75,9 @@ class GatewayConfig:
     alarms: EdgeSettings | None = None  # None: no alarms on site
 
 
+MIN_RESERVE_BYTES = 256 * 1024  # the WAL index (32 KiB) and a few deletes' worth of WAL
+
+
 def load(path: Path) -> GatewayConfig:
     try:
         raw = tomllib.loads(path.read_text())
@@ -108,10 +111,14 @@ def _build(raw: dict[str, Any], base: Path) -> GatewayConfig:
         if "path" in src:
             src["path"] = str((base / src["path"]).resolve())
         src.setdefault("name", f"{src.get('type', 'source')}-{sources.index(src) + 1}")
+    reserve = int(gw.get("outbox_reserve_bytes", 1 << 20))
+    if 0 < reserve < MIN_RESERVE_BYTES:
+        raise ValueError(f"outbox_reserve_bytes = {reserve}: use 0 (no reserve) or at least "
+                         f"{MIN_RESERVE_BYTES} (SQLite needs that much to delete on a full disk)")
     return GatewayConfig(
         gateway_id=gateway_id, site=mqtt.site, outbox=(base / gw.get("outbox", "outbox.sqlite3")),
         outbox_capacity=int(gw.get("outbox_capacity", 100_000)),
-        outbox_reserve_bytes=int(gw.get("outbox_reserve_bytes", 1 << 20)),
+        outbox_reserve_bytes=reserve,
         exit_when_done=bool(gw.get("exit_when_done", False)),
         drain_timeout_s=float(gw.get("drain_timeout_s", 5)), mqtt=mqtt, devices=devices,
         sources=sources, alarms=_alarms(raw.get("alarms"), gateway_id, mqtt.site, base))

@@ -10,9 +10,15 @@ Contract with the rest of the gateway:
 - The outbox is bounded: when full, ``put`` raises ``OutboxFull`` and takes nothing. Old
   readings are never dropped to make room. A full disk is the same refusal
   (``OutboxDiskFull``), not a crash.
-- Deleting acknowledged rows needs a little disk too (WAL frames). A ballast file beside the
-  database reserves that room: when a delete meets a full disk, the ballast is released so the
-  outbox can drain, and it is laid again once there is space.
+- Deleting acknowledged rows needs a little disk too (WAL frames), and so does copying the WAL
+  into the database. A ballast file beside the database reserves that room: when a delete meets
+  a full disk, the ballast is released so the outbox can drain, and it is laid again once there
+  is space.
+- Disk accounting counts only what the filesystem has free. A put is taken only when, after it,
+  the ballast's worth of disk would still be free, counting each new byte twice (its WAL frame
+  and its page in the database). Pages freed by deletes go back to the filesystem
+  (``auto_vacuum=INCREMENTAL``), so a drained outbox gives its disk back instead of keeping
+  it as free pages that only the database could use.
 """
 
 from __future__ import annotations
@@ -48,6 +54,14 @@ CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, cursor TEXT NOT NUL
 """
 
 
+_INCREMENTAL = 2  # PRAGMA auto_vacuum value
+_BODY_ESTIMATE = 512  # bytes of a reading's JSON body (about 350 for a plain one)
+_ROW_OVERHEAD = 256  # bytes per reading beside its body: the seen row, both indexes, cells
+_TIGHT = 8  # a disk with less than this many times (reserve + write) free is "tight"
+_SMALL_DELETE = 4  # rows per transaction when deleting on a full disk
+_GIVE_BACK_PAGES = 256  # free pages inside the database before they go back to the disk
+
+
 def _disk_full(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc)
 
@@ -66,12 +80,17 @@ class Outbox:
         self.path = path
         self._ballast = path.with_name(path.name + ".reserve")
         self._ballast_bytes = ballast_bytes
+        self._tight = False  # disk close to full: checkpoint after every write (_room_for)
         self.capacity = capacity
         self._seen_s = seen_days * 86400
         self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if self._ballast.exists() and self._disk_free() < self._ballast_bytes:
+                # Opening needs disk too (the WAL and its index are created anew).
+                self._release_ballast()
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._incremental_vacuum_on()  # before WAL: a new file then needs no VACUUM
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             # Keep the WAL small and copied into the database often: on a full disk a WAL
@@ -99,38 +118,90 @@ class Outbox:
             return False
         return True
 
-    def _free_bytes(self) -> int:
-        """Room for new readings: free disk plus pages the database freed and will reuse
-        (counted only when the disk alone is short: this runs before every take)."""
+    def _incremental_vacuum_on(self) -> None:
+        """Freed pages must be able to go back to the filesystem. A new database takes the
+        setting at once; an older one needs a VACUUM, tried here and skipped (with a warning)
+        when the disk cannot hold the copy it makes."""
+        if int(self._db.execute("PRAGMA auto_vacuum").fetchone()[0]) == _INCREMENTAL:
+            return
+        self._db.execute(f"PRAGMA auto_vacuum={_INCREMENTAL}")
+        if int(self._db.execute("PRAGMA auto_vacuum").fetchone()[0]) == _INCREMENTAL:
+            return  # a new database: the pragma alone applies
+        try:
+            self._db.execute("VACUUM")
+        except sqlite3.Error as exc:
+            log.warning("outbox %s: could not switch to incremental vacuum (%s); freed pages "
+                        "stay inside the database file", self.path, exc)
+
+    def _disk_free(self) -> int:
         st = os.statvfs(self.path.parent)
-        disk = st.f_bavail * st.f_frsize
-        if disk >= self._ballast_bytes:
-            return disk
-        free_pages = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
-        return disk + free_pages * self._page_size
+        return st.f_bavail * st.f_frsize
 
-    def _ensure_ballast(self) -> bool:
-        """Before taking more: the reserve in place and as much again free on the disk.
+    def _give_back(self, truncate_wal: bool) -> bool:
+        """Return free pages to the filesystem and copy the WAL into the database (which
+        shortens the file); with ``truncate_wal`` the WAL file is emptied too. True when the
+        whole WAL is now in the database.
 
-        SQLite needs room to delete (WAL frames) and to checkpoint; a disk filled to the last
-        byte by the outbox could do neither, so taking stops well before.
+        Pages go back a few at a time, each round checkpointed, so the WAL never needs more
+        disk than a fraction of the reserve. Failing for want of disk is not an error here:
+        the caller measures the disk afterwards.
+        """
+        step = max(8, self._ballast_bytes // self._page_size // 4)
+        mode = "TRUNCATE" if truncate_wal else "PASSIVE"
+        done = self._checkpoint(mode)  # first: moving pages needs WAL room
+        try:
+            free = self._freelist()
+            while free > 0:
+                # executescript steps the pragma to its end; execute() would free one page
+                self._db.executescript(f"PRAGMA incremental_vacuum({step});")
+                done = self._checkpoint(mode)
+                free, before = self._freelist(), free
+                if free >= before:
+                    break
+        except sqlite3.Error as exc:
+            log.debug("outbox: returning free pages failed: %s", exc)
+            done = self._checkpoint(mode)
+        return done
+
+    def _checkpoint(self, mode: str) -> bool:
+        """Copy the WAL into the database; True when all of it was copied."""
+        try:
+            busy, frames, copied = self._db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.Error as exc:
+            log.debug("outbox: checkpoint failed: %s", exc)
+            return False
+        return bool(busy == 0 and frames == copied)
+
+    def _freelist(self) -> int:
+        return int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+
+    def _room_for(self, need: int) -> bool:
+        """Whether ``need`` more bytes can be written with the reserve still free after it.
+
+        The common case is one statvfs. When the disk is short, the reserve is lifted for a
+        moment, so that SQLite has room to give free pages and the WAL back to the
+        filesystem, and then laid again.
+
+        On a disk close to full (``_tight``) every write is checkpointed at once: a page the
+        database will need must take its disk while this check still holds, not later, when
+        a checkpoint that cannot grow the file would leave the WAL growing with every delete.
         """
         if self._ballast_bytes <= 0:
             return True
-        if self._ballast.exists():
-            return self._free_bytes() >= self._ballast_bytes
-        try:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:
-            log.debug("checkpoint failed: %s", exc)
-        return self._lay_ballast() and self._free_bytes() >= self._ballast_bytes
+        free = self._disk_free()
+        self._tight = free < _TIGHT * (self._ballast_bytes + need)
+        if self._ballast.exists() and free >= self._ballast_bytes + need:
+            return True
+        self._ballast.unlink(missing_ok=True)
+        self._give_back(truncate_wal=True)
+        return self._lay_ballast() and self._disk_free() >= self._ballast_bytes + need
 
     def _release_ballast(self) -> bool:
         if not self._ballast.exists():
             return False
         self._ballast.unlink()
         log.warning("outbox disk full: released the %d-byte reserve so acknowledged readings "
-                    "can be deleted", self._ballast_bytes)
+                    "can be deleted (%s)", self._ballast_bytes, self.path.parent)
         return True
 
     @property
@@ -153,14 +224,20 @@ class Outbox:
         Raises OutboxFull (nothing taken) when the new readings do not fit.
         """
         with self._lock:
-            if not self._ensure_ballast():
+            if not self._room_for(2 * len(drafts) * (_BODY_ESTIMATE + _ROW_OVERHEAD)):
                 raise OutboxDiskFull(self._depth, "less free space than the reserve")
             try:
-                return self._put(drafts, cursor)
+                taken = self._put(drafts, cursor)
             except sqlite3.Error as exc:
                 if _disk_full(exc):
                     raise OutboxDiskFull(self._depth, str(exc)) from exc
                 raise OutboxError(f"outbox write failed: {exc}") from exc
+            if self._tight and not self._give_back(truncate_wal=False):
+                # The new pages could not reach the database file: spend the reserve on them
+                # now, or the WAL would grow with every delete behind a stuck checkpoint.
+                self._release_ballast()
+                self._give_back(truncate_wal=False)
+            return taken
 
     def _put(self, drafts: Sequence[Reading], cursor: tuple[str, str] | None) -> list[Reading]:
         db = self._db
@@ -219,16 +296,22 @@ class Outbox:
     def pending(self, limit: int, after_row: int = 0) -> list[Pending]:
         """The oldest readings not yet acknowledged by the broker, after ``after_row``."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT row, body FROM outbox WHERE row > ? ORDER BY row LIMIT ?",
-                (after_row, limit)).fetchall()
+            try:
+                rows = self._db.execute(
+                    "SELECT row, body FROM outbox WHERE row > ? ORDER BY row LIMIT ?",
+                    (after_row, limit)).fetchall()
+            except sqlite3.Error as exc:
+                raise OutboxError(f"outbox read failed: {exc}") from exc
         return [Pending(int(r), json.loads(b)) for r, b in rows]
 
     def get(self, rows: Iterable[int]) -> list[Pending]:
         wanted = sorted(set(rows))
         with self._lock:
-            found = [self._db.execute("SELECT row, body FROM outbox WHERE row=?", (r,)).fetchone()
-                     for r in wanted]
+            try:
+                found = [self._db.execute("SELECT row, body FROM outbox WHERE row=?",
+                                          (r,)).fetchone() for r in wanted]
+            except sqlite3.Error as exc:
+                raise OutboxError(f"outbox read failed: {exc}") from exc
         return [Pending(int(r), json.loads(b)) for r, b in (f for f in found if f)]
 
     def remove(self, rows: Iterable[int]) -> int:
@@ -238,13 +321,36 @@ class Outbox:
             try:
                 removed = self._delete(batch)
             except sqlite3.Error as exc:
-                if not (_disk_full(exc) and self._release_ballast()):
+                if not _disk_full(exc):
                     raise OutboxError(f"outbox delete failed: {exc}") from exc
-                try:
-                    removed = self._delete(batch)
-                except sqlite3.Error as again:
-                    raise OutboxError(f"outbox delete failed: {again}") from again
+                removed = self._delete_on_full_disk(batch, exc)
             self._depth -= removed
+            spent = self._ballast_bytes > 0 and not self._ballast.exists()
+            if spent or self._tight or self._freelist() >= _GIVE_BACK_PAGES:
+                self._give_back(truncate_wal=False)
+            if spent:
+                self._lay_ballast()  # as soon as it fits: the next delete may need it
+        return removed
+
+    def _delete_on_full_disk(self, batch: list[tuple[int]], exc: sqlite3.Error) -> int:
+        """A delete that met a full disk: free the reserve and try again; then empty the
+        WAL and delete a few rows per transaction, each one checkpointed, so that no single
+        transaction needs more disk than a handful of pages. Only when that fails too is the
+        delete reported as failed (the rows stay queued and are sent again)."""
+        if self._release_ballast():
+            try:
+                return self._delete(batch)
+            except sqlite3.Error as again:
+                exc = again
+        removed = 0
+        try:
+            for i in range(0, len(batch), _SMALL_DELETE):
+                self._give_back(truncate_wal=True)
+                removed += self._delete(batch[i:i + _SMALL_DELETE])
+        except sqlite3.Error as again:
+            self._depth -= removed
+            raise OutboxError(f"outbox delete failed after {removed} of {len(batch)} rows: "
+                              f"{again}") from exc
         return removed
 
     def _delete(self, batch: list[tuple[int]]) -> int:

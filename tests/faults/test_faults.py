@@ -185,7 +185,7 @@ def test_outbox_disk_full_refuses_then_recovers(services: Services, cloud: Cloud
         write_stream(replay, 8000)
         services.mosquitto.stop()
         gw = gw_factory("gw-full", replay, outbox=str(disk / "outbox.sqlite3"),
-                        reserve_bytes=128 * 1024)
+                        reserve_bytes=256 * 1024)
         gw.start()
         wait_for(lambda: "disk full" in gw.log(), 60, "the gateway to refuse readings")
         refused_at = len(taken_ids(gw, disk / "outbox.sqlite3"))
