@@ -76,7 +76,7 @@ class Gateway:
         log.info("gateway %s running: %d source(s), outbox depth %d", self.config.gateway_id,
                  len(tasks), self.outbox.depth)
         try:
-            await self._wait(tasks, stopping)
+            await self._wait(tasks, stopping, thread)
         finally:
             for task in tasks:
                 task.cancel()
@@ -92,8 +92,12 @@ class Gateway:
                      self.config.gateway_id, self.outbox.depth)
             self.outbox.close()
 
-    async def _wait(self, tasks: list[asyncio.Task[None]], stopping: asyncio.Event) -> None:
+    async def _wait(self, tasks: list[asyncio.Task[None]], stopping: asyncio.Event,
+                    publisher: threading.Thread) -> None:
         while not stopping.is_set():
+            if not publisher.is_alive():
+                raise GatewayError(f"the MQTT publisher stopped ({self.publisher.failure}); "
+                                   "readings stay in the outbox for the next start")
             for task in [t for t in tasks if t.done()]:
                 exc = task.exception()
                 if exc is not None:

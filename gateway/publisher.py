@@ -98,6 +98,7 @@ class Publisher:
         self._feed_inflight: dict[int, tuple[Feed, str, float]] = {}
         self._feed_retry_after = 0.0
         self.offline_since: float | None = time.monotonic()  # None while connected
+        self.failure: Exception | None = None  # why run() ended early, if it did
         self.client = self._make_client()
 
     def add_feed(self, feed: Feed) -> None:
@@ -161,7 +162,19 @@ class Publisher:
 
     # -- loop ---------------------------------------------------------------------------
     def run(self, stop: threading.Event, drain_timeout: float = 0.0) -> None:
-        """Publish until ``stop`` is set; then drain for up to ``drain_timeout`` seconds."""
+        """Publish until ``stop`` is set; then drain for up to ``drain_timeout`` seconds.
+
+        An unexpected error ends the thread with ``failure`` set and logged: the daemon
+        sees the thread gone and exits non-zero, rather than taking readings that nothing
+        publishes any more.
+        """
+        try:
+            self._run(stop, drain_timeout)
+        except Exception as exc:
+            self.failure = exc
+            log.exception("MQTT publisher stopped")
+
+    def _run(self, stop: threading.Event, drain_timeout: float) -> None:
         drain_deadline: float | None = None
         while True:
             if stop.is_set() and drain_deadline is None:

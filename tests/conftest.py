@@ -199,9 +199,16 @@ rate = {rate}
         return self
 
     def wait(self, timeout: float = 60) -> int:
+        """The exit status; on a timeout the test fails with every thread's stack (the
+        gateway dumps them on SIGUSR1) and the end of the log, not a bare TimeoutExpired."""
         assert self.proc is not None
-        return self.proc.wait(timeout)
-
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+            pytest.fail(f"gateway still running after {timeout:.0f} s; end of its log:\n"
+                        + self.log()[-12_000:])
 
     def log(self) -> str:
         return (self.workdir / "gateway.log").read_text(errors="replace")
