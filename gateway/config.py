@@ -8,6 +8,7 @@
     outbox_reserve_bytes = 1048576  # disk kept back so acknowledged readings can be deleted
     exit_when_done = false        # stop once every source finished and the outbox is empty
     drain_timeout_s = 5           # on SIGTERM, keep publishing this long to empty the outbox
+    seen_days = 30                # ids of sent readings remembered this long (to spot resends)
 
     [mqtt]
     host = "127.0.0.1"
@@ -73,6 +74,7 @@ class GatewayConfig:
     devices: dict[str, DeviceProfile] = field(default_factory=dict)
     sources: list[dict[str, Any]] = field(default_factory=list)
     alarms: EdgeSettings | None = None  # None: no alarms on site
+    seen_days: float = 30.0  # how long the ids of sent readings are remembered (resends)
 
 
 MIN_RESERVE_BYTES = 256 * 1024  # the WAL index (32 KiB) and a few deletes' worth of WAL
@@ -119,6 +121,7 @@ def _build(raw: dict[str, Any], base: Path) -> GatewayConfig:
         gateway_id=gateway_id, site=mqtt.site, outbox=(base / gw.get("outbox", "outbox.sqlite3")),
         outbox_capacity=int(gw.get("outbox_capacity", 100_000)),
         outbox_reserve_bytes=reserve,
+        seen_days=float(gw.get("seen_days", 30.0)),
         exit_when_done=bool(gw.get("exit_when_done", False)),
         drain_timeout_s=float(gw.get("drain_timeout_s", 5)), mqtt=mqtt, devices=devices,
         sources=sources, alarms=_alarms(raw.get("alarms"), gateway_id, mqtt.site, base))

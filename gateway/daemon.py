@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gateway.config import GatewayConfig, load
 from gateway.edge import EdgeAlarms
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, GatewayError, OutboxError
 from gateway.intake import Intake
 from gateway.outbox import Outbox
 from gateway.publisher import Publisher
@@ -29,6 +29,8 @@ from gateway.sources.serial import SerialSource
 from gateway.sources.sim import SimSource
 
 log = logging.getLogger(__name__)
+
+HOUSEKEEPING_S = 3600.0
 
 SOURCE_TYPES: dict[str, type[Source]] = {"replay": ReplaySource, "serial": SerialSource,
                                           "sim": SimSource, "ble": BleSource}
@@ -45,7 +47,7 @@ def make_source(options: dict[str, object]) -> Source:
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.outbox = Outbox(config.outbox, config.outbox_capacity,
+        self.outbox = Outbox(config.outbox, config.outbox_capacity, seen_days=config.seen_days,
                              ballast_bytes=config.outbox_reserve_bytes)
         self.intake = Intake(config.gateway_id, self.outbox, config.devices)
         self.publisher = Publisher(config.gateway_id, self.outbox, config.mqtt)
@@ -73,11 +75,15 @@ class Gateway:
             loop.add_signal_handler(sig, stopping.set)
         tasks = [asyncio.create_task(s.run(self.intake), name=f"source:{s.name}")
                  for s in self.sources]
+        keeper = asyncio.create_task(self._housekeeping(), name="housekeeping")
         log.info("gateway %s running: %d source(s), outbox depth %d", self.config.gateway_id,
                  len(tasks), self.outbox.depth)
         try:
             await self._wait(tasks, stopping, thread)
         finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -91,6 +97,23 @@ class Gateway:
             log.info("gateway %s stopped; %d reading(s) kept in the outbox",
                      self.config.gateway_id, self.outbox.depth)
             self.outbox.close()
+
+    async def _housekeeping(self) -> None:
+        """At start and then every hour: forget the ids of readings sent long ago."""
+        while True:
+            await self.housekeeping_once()
+            await asyncio.sleep(HOUSEKEEPING_S)
+
+    async def housekeeping_once(self) -> int:
+        try:
+            forgotten = await asyncio.to_thread(self.outbox.prune_seen)
+        except OutboxError as exc:  # a full disk, say: try again next round, keep running
+            log.warning("%s", exc)
+            return 0
+        if forgotten:
+            log.info("outbox: forgot %d reading ids older than %g days", forgotten,
+                     self.config.seen_days)
+        return forgotten
 
     async def _wait(self, tasks: list[asyncio.Task[None]], stopping: asyncio.Event,
                     publisher: threading.Thread) -> None:

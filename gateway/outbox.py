@@ -368,10 +368,19 @@ class Outbox:
         return removed
 
     def prune_seen(self, now: float | None = None) -> int:
-        """Drop dedupe memory older than ``seen_days`` (never the outbox itself)."""
+        """Forget the ids of readings taken more than ``seen_days`` ago and already sent (the
+        memory that recognises a device's resends); what is still queued is kept, whatever
+        its age. Returns how many were forgotten."""
         limit = (now or time.time()) - self._seen_s
         with self._lock:
-            cur = self._db.execute("DELETE FROM seen WHERE taken_at < ?", (limit,))
+            try:
+                cur = self._db.execute(
+                    "DELETE FROM seen WHERE taken_at < ? AND id NOT IN (SELECT id FROM outbox)",
+                    (limit,))
+            except sqlite3.Error as exc:
+                raise OutboxError(f"outbox: forgetting old reading ids failed: {exc}") from exc
+            if self._freelist() >= _GIVE_BACK_PAGES:
+                self._give_back(truncate_wal=False)
         return int(cur.rowcount)
 
     def taken_ids(self) -> list[str]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,6 +55,22 @@ def test_survives_reopen(tmp_path: Path) -> None:
     assert box.depth == 6 and box.cursor("src") == "10"
     assert box.put([draft(11)])[0].stream_seq == 11
 
+
+
+def test_old_ids_are_forgotten_but_never_those_still_queued(tmp_path: Path) -> None:
+    """The memory of sent readings lasts ``seen_days``; a reading still waiting for the broker
+    is remembered whatever its age, so its resend is still recognised."""
+    box = Outbox(tmp_path / "o.sqlite3", seen_days=30)
+    box.put([draft(1), draft(2), draft(3)])
+    box.remove([p.row for p in box.pending(2)])  # 1 and 2 sent; 3 still queued
+    later = time.time() + 31 * 86400
+    assert box.prune_seen(now=time.time()) == 0  # nothing is old yet
+    assert box.prune_seen(now=later) == 2
+    assert box.taken_count() == 1
+    again = box.put([draft(3)])  # the queued one, sent again by its device: still known
+    assert [r.stream_seq for r in again] == [3] and box.depth == 1
+    fresh = box.put([draft(1)])  # forgotten: taken as new (the cloud's writes are idempotent)
+    assert [r.stream_seq for r in fresh] == [4] and box.depth == 2
 
 class OutboxMachine(RuleBasedStateMachine):
     """Model: pending readings in order, per-device numbering, capacity never exceeded."""
