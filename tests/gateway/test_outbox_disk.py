@@ -68,6 +68,16 @@ def tmpfs() -> Iterator[Tmpfs]:
     disk.close()
 
 
+def fill_until_refused(box: Outbox) -> int:
+    """Put readings 50 at a time until the disk refuses them; how many were taken."""
+    n = 0
+    with pytest.raises(OutboxDiskFull):
+        while True:
+            box.put([reading(n + i) for i in range(50)])
+            n += 50
+    return n
+
+
 def drain(box: Outbox) -> None:
     while rows := [p.row for p in box.pending(50)]:
         box.remove(rows)
@@ -108,11 +118,7 @@ def test_interleaved_puts_and_deletes_never_stick(tmpfs: Tmpfs, seed: int) -> No
 def test_a_drained_outbox_gives_its_disk_back(tmpfs: Tmpfs) -> None:
     empty = tmpfs.free()
     box = Outbox(tmpfs.path / "o.sqlite3", ballast_bytes=RESERVE)
-    n = 0
-    with pytest.raises(OutboxDiskFull):
-        while True:
-            box.put([reading(n + i) for i in range(50)])
-            n += 50
+    fill_until_refused(box)
     assert tmpfs.free() < RESERVE + 100 * 1024  # full, but for the reserve's worth
     drain(box)
     box.put([reading(10**6)])  # taken again
@@ -125,11 +131,7 @@ def test_restart_on_a_full_disk_still_drains(tmpfs: Tmpfs) -> None:
     """Closing the outbox deletes its WAL: after a restart on a full disk, the first delete
     needs disk it no longer has. The reserve must cover it."""
     box = Outbox(tmpfs.path / "o.sqlite3", ballast_bytes=RESERVE)
-    n = 0
-    with pytest.raises(OutboxDiskFull):
-        while True:
-            box.put([reading(n + i) for i in range(50)])
-            n += 50
+    n = fill_until_refused(box)
     box.close()
     tmpfs.fill("other.log", 1 << 22)  # and another program takes the last bytes
     assert tmpfs.free() == 0
