@@ -327,7 +327,7 @@ class Engine:
     def _raise(self, rule: BaseRule[Any], ctx: RuleContext[Any], found: Finding,
                late: bool) -> AlertSignal:
         if late and RANK[found.severity] > RANK[Severity.WARNING]:
-            found = Finding(Severity.WARNING, found.value, found.message)
+            found = Finding(Severity.WARNING, found.value, found.message, found.text)
         ctx.state.raised[rule.id] = found.severity
         return self._signal(rule, ctx.state.patient_id, ctx.at, ctx.sample, found, late=late)
 
@@ -340,7 +340,8 @@ class Engine:
         value = found.value if found is not None else (sample.value if sample else None)
         return AlertSignal(patient_id=pid, rule=rule.id, severity=severity,
                            category=rule.category, time=dt(at), value=value, message=message,
-                           reading_id=sample.id if sample else None, late=late, clear=clear)
+                           reading_id=sample.id if sample else None, late=late, clear=clear,
+                           text=found.text if found is not None else None)
 
     # -- silence -----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from alerting.messages import Text
 from vigie.contract import Reading
 
 
@@ -42,6 +43,7 @@ class AlertSignal:
     reading_id: str | None = None
     late: bool = False  # raised from a reading measured long before it arrived
     clear: bool = False  # the condition no longer holds: the store may resolve the alert
+    text: Text | None = None  # ``message`` as key and arguments, for other languages
 
 
 class Evaluator(Protocol):

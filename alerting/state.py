@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from alerting.messages import Text
 from alerting.seam import Severity
 from vigie.contract import Kind
 
@@ -47,7 +48,8 @@ class Finding:
 
     severity: Severity
     value: float | None
-    message: str
+    message: str  # English, rendered from ``text``
+    text: Text | None = None  # message key and arguments (``alerting.messages``)
 
 
 class Series:

@@ -30,6 +30,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Update, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting.messages import DEFAULT_LANGUAGE, LANGUAGES, Text, render_or
 from alerting.rules import low_glucose_rules
 from alerting.seam import AlertSignal, Severity
 from cloud_api.db import Alert, AlertEvent, AlertTimer, EdgeAlarm, NotifyEvent
@@ -166,7 +167,8 @@ def _open(session: Session, sig: AlertSignal, now: datetime) -> Alert:
     alert = Alert(patient_id=sig.patient_id, rule=sig.rule, severity=str(sig.severity),
                   category=str(sig.category), state="open", opened_at=sig.time,
                   last_at=sig.time, raised_at=now, value=sig.value,
-                  message=sig.message, reading_id=sig.reading_id, late=sig.late, count=1)
+                  message=sig.message, reading_id=sig.reading_id, late=sig.late, count=1,
+                  details=_with_text(None, sig.text))
     session.add(alert)
     session.flush()
     _event(session, alert, "system", "open", sig.message, now)
@@ -181,6 +183,7 @@ def _update(session: Session, alert: Alert, sig: AlertSignal, now: datetime,
     if sig.time >= alert.last_at:
         alert.last_at, alert.value, alert.message = sig.time, sig.value, sig.message
         alert.reading_id = sig.reading_id
+        alert.details = _with_text(alert.details, sig.text)
     worse = _RANK[sig.severity] > _RANK[Severity(alert.severity)]
     if worse:
         alert.severity = str(sig.severity)
@@ -192,6 +195,34 @@ def _update(session: Session, alert: Alert, sig: AlertSignal, now: datetime,
         _move(session, alert, "open", "system", now, f"worse: {sig.message}")
         return "reopened"
     return "upgraded" if worse else None
+
+
+def _with_text(details: dict[str, Any] | None, text: Text | None) -> dict[str, Any] | None:
+    """``details`` (a new dict: the JSON column sees assignments only) with the message's key
+    and arguments under ``"text"``, or without any when the signal has none."""
+    out = {k: v for k, v in (details or {}).items() if k != "text"}
+    if text is not None:
+        out["text"] = text.to_json()
+    return out or None
+
+
+def alert_text(alert: Alert) -> Text | None:
+    """The message of an alert as key and arguments; None for alerts stored without."""
+    return Text.from_json((alert.details or {}).get("text"))
+
+
+def alert_messages(alert: Alert) -> dict[str, str]:
+    """The alert's message per language: English as stored (``message``), each other language
+    of the catalogue rendered from the alert's key and arguments when it has them and they
+    render (not for alerts stored before the catalogue: readers fall back to ``message``)."""
+    text = alert_text(alert)
+    out = {DEFAULT_LANGUAGE: alert.message}
+    for lang in LANGUAGES if text is not None else ():
+        if lang not in out:
+            rendered = render_or(text, lang, "")
+            if rendered:
+                out[lang] = rendered
+    return out
 
 
 def tick_lifecycle(session: Session, now: datetime, policy: LifecyclePolicy | None = None,

@@ -20,6 +20,7 @@ from typing import ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
+from alerting.messages import DEFAULT_LANGUAGE, Arg, Text, render_or
 from alerting.seam import Category, Severity
 from alerting.settings import PatientSettings
 from alerting.state import HOUR, Finding, PatientState, Sample
@@ -105,5 +106,10 @@ class SilenceRule(BaseRule[P]):
         """The finding at ``now``, or None when data is flowing."""
 
 
-def finding(severity: Severity, value: float | None, message: str) -> Finding:
-    return Finding(severity, None if value is None else round(value, 3), message)
+def finding(severity: Severity, value: float | None, key: str,
+            args: Mapping[str, Arg] | None = None) -> Finding:
+    """A finding whose message is ``key`` of ``alerting.messages.CATALOGUE`` with ``args``:
+    kept as a ``Text`` for the other languages, rendered in English for ``message``."""
+    text = Text.of(key, args)
+    message = render_or(text, DEFAULT_LANGUAGE, f"{key} {dict(text.args)}")
+    return Finding(severity, None if value is None else round(value, 3), message, text)

@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from alerting.messages import TARGET_ROW, render
 from alerting.rules.base import P, Rule, RuleContext, RuleParams, finding
 from alerting.seam import Severity
 from alerting.settings import PatientSettings, Profile
@@ -57,11 +58,11 @@ class Hypoglycaemia(_GlucoseRule[HypoParams]):
     def evaluate(self, ctx: RuleContext[HypoParams]) -> Finding | None:
         value, p = ctx.current.value, ctx.params
         if value < p.l2:
-            return finding(Severity.URGENT, value, f"level 2 hypoglycaemia {value:.0f} mg/dL "
-                           f"(< {p.l2:g})")
+            return finding(Severity.URGENT, value, "dm.hypoglycaemia.level2",
+                           {"value": value, "threshold": p.l2})
         if value < p.l1:
-            return finding(Severity.WARNING, value, f"level 1 hypoglycaemia {value:.0f} mg/dL "
-                           f"(< {p.l1:g})")
+            return finding(Severity.WARNING, value, "dm.hypoglycaemia.level1",
+                           {"value": value, "threshold": p.l1})
         return None
 
     def cleared(self, ctx: RuleContext[HypoParams]) -> bool:
@@ -88,8 +89,8 @@ class Hyperglycaemia(_GlucoseRule[HyperParams]):
         value = ctx.current.value
         if value <= ctx.params.l2:
             return None
-        return finding(Severity.WARNING, value, f"level 2 hyperglycaemia {value:.0f} mg/dL "
-                       f"(> {ctx.params.l2:g})")
+        return finding(Severity.WARNING, value, "dm.hyperglycaemia",
+                       {"value": value, "threshold": ctx.params.l2})
 
     def cleared(self, ctx: RuleContext[HyperParams]) -> bool:
         return ctx.current.value <= ctx.params.clear_below
@@ -131,8 +132,8 @@ class SustainedHyperglycaemia(_GlucoseRule[SustainedParams]):
                       for a, b in itertools.pairwise(run))
         if not gaps_ok or min(s.value for s in run) <= p.threshold:
             return None
-        return finding(Severity.WARNING, ctx.current.value, f"glucose above "
-                       f"{p.threshold:g} mg/dL for {p.minutes:g} min")
+        return finding(Severity.WARNING, ctx.current.value, "dm.hyper_sustained",
+                       {"threshold": p.threshold, "minutes": p.minutes})
 
 
 def _slope_per_min(samples: list[Sample]) -> float:
@@ -183,8 +184,8 @@ class FastFall(_GlucoseRule[FallParams]):
         if fall < p.warn_rate:
             return None
         severity = Severity.WARNING if fall >= p.urgent_rate else Severity.INFO
-        return finding(severity, fall, f"glucose falling {fall:.1f} mg/dL/min "
-                       f"(now {ctx.current.value:.0f} mg/dL)")
+        return finding(severity, fall, "dm.fast_fall",
+                       {"rate": fall, "value": ctx.current.value})
 
 
 class LowSoonParams(RuleParams):
@@ -234,8 +235,9 @@ class UrgentLowSoon(_GlucoseRule[LowSoonParams]):
         hit = next((i for i, v in enumerate(predicted) if v <= p.threshold), None)
         if hit is None:
             return None
-        return finding(Severity.URGENT, predicted[hit], f"urgent low soon: forecast "
-                       f"{predicted[hit]:.0f} mg/dL in {5 * (hit + 1)} min (now {cur.value:.0f})")
+        return finding(Severity.URGENT, predicted[hit], "dm.urgent_low_soon",
+                       {"forecast": predicted[hit], "minutes": 5 * (hit + 1),
+                        "value": cur.value})
 
 
 class TirParams(RuleParams):
@@ -273,14 +275,22 @@ OLDER_TARGETS: tuple[tuple[str, str, float], ...] = (
 _HYPO_METRICS = frozenset({"below_54", "below_70"})
 
 
-def missed_targets(metrics: dict[str, float], older: bool) -> list[str]:
+def missed_target_rows(metrics: dict[str, float], older: bool
+                       ) -> list[tuple[str, str, float, float]]:
+    """(metric, comparison, target, value) of each consensus target missed."""
     missed = []
     for name, op, target in OLDER_TARGETS if older else ADULT_TARGETS:
         value = metrics[name]
         ok = value < target if op == "<" else value > target if op == ">" else value <= target
         if not ok:
-            missed.append(f"{name} {value:.1f}% (target {op} {target:g}%)")
+            missed.append((name, op, target, value))
     return missed
+
+
+def missed_targets(metrics: dict[str, float], older: bool) -> list[str]:
+    """The targets missed, in English: ``below_70 5.0% (target < 4%)``."""
+    return [render(TARGET_ROW, {"metric": name, "op": op, "target": target, "value": value})
+            for name, op, target, value in missed_target_rows(metrics, older)]
 
 
 class TimeInRange(_GlucoseRule[TirParams]):
@@ -313,10 +323,10 @@ class TimeInRange(_GlucoseRule[TirParams]):
         if coverage < p.min_coverage_pct:
             return None
         metrics = tir_metrics(values)
-        missed = missed_targets(metrics, ctx.settings.older_or_high_risk)
+        missed = missed_target_rows(metrics, ctx.settings.older_or_high_risk)
         if not missed:
             return None
-        hypo = any(m.split(" ")[0] in _HYPO_METRICS for m in missed)
+        hypo = any(m[0] in _HYPO_METRICS for m in missed)
         return finding(Severity.WARNING if hypo else Severity.INFO, metrics["in_range"],
-                       f"{p.days:g}-day time in range {metrics['in_range']:.0f}%, GMI "
-                       f"{metrics['gmi']:.1f}%; missed: {', '.join(missed)}")
+                       "dm.time_in_range", {"days": p.days, "in_range": metrics["in_range"],
+                                            "gmi": metrics["gmi"], "missed": tuple(missed)})

@@ -61,8 +61,8 @@ class _WeightGain(_HeartFailureRule[GainParams]):
         gain = _kg(ctx.current.value - ref.value) if ref is not None else -math.inf
         if gain < params.kg:
             return None
-        return finding(self.level, gain, f"weight +{gain:.1f} kg in {params.days:g} day(s) "
-                       f"(threshold {params.kg:g} kg)")
+        return finding(self.level, gain, "hf.weight_gain",
+                       {"gain": gain, "days": params.days, "threshold": params.kg})
 
 
 class WeightGain1d(_WeightGain):
@@ -122,8 +122,8 @@ class WeightAboveBaseline(_HeartFailureRule[BaselineParams]):
         gain = _kg(ctx.current.value - fmean(base))
         if gain < params.kg:
             return None
-        return finding(Severity.WARNING, gain, f"weight +{gain:.1f} kg above its "
-                       f"{params.baseline_days:g}-day mean (threshold {params.kg:g} kg)")
+        return finding(Severity.WARNING, gain, "hf.weight_baseline",
+                       {"gain": gain, "days": params.baseline_days, "threshold": params.kg})
 
 
 class TrendParams(RuleParams):
@@ -184,9 +184,9 @@ class WeightTrend(_HeartFailureRule[TrendParams]):
         if last is None or None in hits:
             return None
         delta, z = last
-        return finding(Severity.WARNING, delta, f"weight trend +{delta:.1f} kg: "
-                       f"{p.short_days:g}-day mean vs {p.long_days:g}-day mean "
-                       f"({z:.1f} x own variability, {p.confirm} weighings in a row)")
+        return finding(Severity.WARNING, delta, "hf.weight_trend",
+                       {"delta": delta, "short_days": p.short_days, "long_days": p.long_days,
+                        "z": z, "confirm": p.confirm})
 
 
 class Bounds(RuleParams):
@@ -254,8 +254,8 @@ class _VitalBounds(_HeartFailureRule[Bounds]):
             if value < low or value > high:
                 side = "below" if value < low else "above"
                 bound = low if value < low else high
-                return finding(severity, value, f"{self.kind} {value:g} {self.unit} {side} "
-                               f"{bound:g}")
+                return finding(severity, value, f"{self.id}.{side}",
+                               {"value": value, "bound": bound})
         return None
 
     def cleared(self, ctx: RuleContext[Bounds]) -> bool:
@@ -345,9 +345,8 @@ class NtProbnpRise(_HeartFailureRule[ProbnpParams]):
         pct = 100 * rise / prev.value
         if rise < p.min_rise or pct < p.rise_pct:
             return None
-        return finding(Severity.WARNING, ctx.current.value,
-                       f"NT-proBNP {ctx.current.value:g} pg/mL, +{pct:.0f}% over previous "
-                       f"{prev.value:g}")
+        return finding(Severity.WARNING, ctx.current.value, "hf.nt_probnp_rise",
+                       {"value": ctx.current.value, "pct": pct, "previous": prev.value})
 
 
 class UndernutritionParams(RuleParams):
@@ -402,5 +401,5 @@ class Undernutrition(Rule[UndernutritionParams]):
         else:
             return None
         loss = max(one_v, six_v)
-        return finding(severity, loss, f"{grade} undernutrition criterion: weight loss "
-                       f"{loss:.1f}% ({'1 month' if one_v >= six_v else '6 months'}, HAS 2021)")
+        return finding(severity, loss, f"{self.id}.{grade}",
+                       {"loss": loss, "months": 1 if one_v >= six_v else 6})

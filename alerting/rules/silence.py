@@ -46,8 +46,9 @@ class _NoData(SilenceRule[RuleParams]):
         if now - since < days * DAY:
             return None
         silent = (now - since) / DAY
-        what = "no data at all" if last is None else f"last {silent:.1f} days ago"
-        return finding(Severity.WARNING, silent, f"no {self.kind} for {days:g} days ({what})")
+        variant = "never" if last is None else "last"
+        return finding(Severity.WARNING, silent, f"{self.id}.{variant}",
+                       {"days": days, "silent": silent})
 
 
 class NoWeight(_NoData):
@@ -102,7 +103,8 @@ class DeviceSilent(SilenceRule[DeviceParams]):
         if worst is None:
             return None
         sev, quiet, device_id = worst
-        return finding(sev, quiet / HOUR, f"device {device_id} silent for {quiet / HOUR:.1f} h")
+        return finding(sev, quiet / HOUR, "silence.device",
+                       {"device": device_id, "hours": quiet / HOUR})
 
 
 class GatewayParams(RuleParams):
@@ -125,5 +127,5 @@ class GatewaySilent(SilenceRule[GatewayParams]):
         mine = sorted({d.gateway_id for d in state.devices.values()} & silent_gateways)
         if not mine:
             return None
-        return finding(Severity.WARNING, None, f"gateway {', '.join(mine)} silent for more "
-                       f"than {params.hours:g} h")
+        return finding(Severity.WARNING, None, "silence.gateway",
+                       {"gateways": ", ".join(mine), "count": len(mine), "hours": params.hours})

@@ -44,7 +44,13 @@ class AlertOut(BaseModel):
     time: str = Field(description="measurement time of the reading that raised it")
     last_time: str
     value: float | None
-    message: str
+    message: str = Field(description="what the rule found, in English")
+    messages: dict[str, str] = Field(
+        description="the message per language code (en, fr); a language is missing when the "
+                    "alert cannot be rendered in it: then show ``message``")
+    message_key: str | None = Field(
+        description="the message's key in the catalogue (alerting.messages); None for alerts "
+                    "stored without one")
     late: bool
     count: int
 
@@ -62,9 +68,12 @@ class EventOut(BaseModel):
 
 
 def _alert_out(a: Alert) -> AlertOut:
+    text = alert_store.alert_text(a)
     return AlertOut(id=a.id, patient=a.patient_id, rule=a.rule, severity=a.severity,
                     category=a.category, state=a.state, time=iso(a.opened_at),
-                    last_time=iso(a.last_at), value=a.value, message=a.message, late=a.late,
+                    last_time=iso(a.last_at), value=a.value, message=a.message,
+                    messages=alert_store.alert_messages(a),
+                    message_key=text.key if text is not None else None, late=a.late,
                     count=a.count)
 
 

@@ -94,6 +94,8 @@ def test_a_nurse_sees_acknowledges_reads_the_trend_and_attributes(
     card.wait_for(timeout=30_000)  # arrives over SSE, no reload
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
     _shot(page, "02-inbox-new-alert")
+    # alert texts in the page's language (French), not the API's English ``message``
+    page.locator(".alert .msg", has_text="Hypoglycémie de niveau").first.wait_for()
 
     card.locator("button.ack").click()
     page.fill("#comment", "Resucrage 15 g, contrôle à 15 min")
