@@ -1,4 +1,4 @@
-"""Users and care sites: creation, listing, authentication (used by the API and the CLI).
+"""Users and care sites: creation, listing, authentication, disabling (API and CLI).
 
 Errors, grouped by what the caller does next:
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cloud_api.db import CareSite, User, UserSite
+from cloud_api.db import CareSite, DisabledUser, RefreshToken, User, UserSite
 from cloud_api.security import Principal, Role, dummy_verify, hash_password, verify_password
 from cloud_api.tenancy import ensure_site
 from vigie.contract import ContractError, check_id, now_utc
@@ -53,9 +53,9 @@ def _sites_of(session: Session, username: str) -> tuple[str, ...]:
 
 
 def principal(session: Session, username: str) -> Principal | None:
-    """The principal of an existing user (role and sites as they are now)."""
+    """The principal of an existing, enabled user (role and sites as they are now)."""
     user = session.get(User, username)
-    if user is None:
+    if user is None or session.get(DisabledUser, username) is not None:
         return None
     sites = _sites_of(session, username)
     role = Role(user.role)
@@ -71,6 +71,31 @@ def authenticate(session: Session, username: str, password: str) -> Principal | 
     if not verify_password(user.password_hash, password):
         return None
     return principal(session, username)
+
+
+def disable_user(session: Session, username: str, by: str) -> bool:
+    """Refuse the user's logins, refreshes and tokens from now on (inside the caller's
+    transaction) and revoke its refresh tokens. False if already disabled."""
+    if session.get(User, username) is None:
+        raise AccountInvalid(f"no user {username!r}")
+    session.execute(update(RefreshToken)
+                    .where(RefreshToken.username == username, RefreshToken.revoked.is_(False))
+                    .values(revoked=True, revoked_reason="disabled"))
+    if session.get(DisabledUser, username) is not None:
+        return False
+    session.add(DisabledUser(username=username, disabled_at=now_utc(), disabled_by=by[:64]))
+    session.flush()
+    return True
+
+
+def enable_user(session: Session, username: str) -> bool:
+    """Undo ``disable_user`` (the user logs in again; revoked tokens stay revoked)."""
+    row = session.get(DisabledUser, username)
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
 
 
 def _check_new_user(session: Session, username: str, password: str, role: str,

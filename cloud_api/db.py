@@ -2,7 +2,8 @@
 
 Time series live in InfluxDB; this holds what has identity and a lifecycle: gateways and
 their status, device streams and their gaps, quarantined payloads, alerts and their history,
-and the security state: care sites, users, patients (pseudonymous id and site), audit log.
+and the security state: care sites, users (and refresh tokens), patients (pseudonymous id
+and site), audit log.
 """
 
 from __future__ import annotations
@@ -107,6 +108,9 @@ class Alert(Base):
     reading_id: Mapped[str | None] = mapped_column(String(64))
     late: Mapped[bool] = mapped_column(default=False)
     count: Mapped[int] = mapped_column(Integer, default=1)
+    # {"text": {"key": ..., "args": {...}}}: ``message`` as an ``alerting.messages`` key and
+    # arguments, rendered per language by the API (a column every database already has:
+    # ``create_all`` adds tables, never columns); None for alerts stored before it.
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
@@ -213,6 +217,34 @@ class UserSite(Base):
     __tablename__ = "user_sites"
     username: Mapped[str] = mapped_column(ForeignKey("users.username"), primary_key=True)
     site_id: Mapped[str] = mapped_column(ForeignKey("care_sites.id"), primary_key=True)
+
+
+class RefreshToken(Base):
+    """A refresh token (``cloud_api.refresh``), stored as its SHA-256 only. Every token of one
+    login shares its ``family`` and its ``expires_at``; a rotation revokes the token presented
+    and adds the next one. No foreign key on ``username``: removing a user must not be blocked
+    by the tokens it leaves behind (they die with it, ``accounts.principal`` finds nobody)."""
+
+    __tablename__ = "refresh_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    family: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked: Mapped[bool] = mapped_column(default=False)
+    revoked_reason: Mapped[str | None] = mapped_column(String(16))  # rotated, logout, reuse...
+
+
+class DisabledUser(Base):
+    """A user who may no longer log in, refresh or use a token (a table of its own:
+    ``create_all`` adds tables to an existing database, never columns)."""
+
+    __tablename__ = "disabled_users"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    disabled_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    disabled_by: Mapped[str] = mapped_column(String(64))
 
 
 class Patient(Base):

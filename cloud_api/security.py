@@ -5,15 +5,21 @@ Passwords are hashed with Argon2id (argon2-cffi, OWASP's first choice); tokens a
 and no site: they are read from the database on every request, so removing a user or a site
 takes effect at once instead of when the token expires.
 
+A login also gets a refresh token (``cloud_api.refresh``): 256 random bits, kept server-side as
+a SHA-256 only, exchanged for a new access token and a new refresh token until
+``REFRESH_TTL`` (12 h, one shift) after the login.
+
 The signing secret comes from ``VIGIE_API_SECRET`` or a file, generated on first start with
 mode 0600. Every API process behind a load balancer must share it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -30,6 +36,8 @@ from vigie.contract import now_utc
 log = logging.getLogger(__name__)
 
 TOKEN_TTL: Final = timedelta(minutes=15)
+REFRESH_TTL: Final = timedelta(hours=12)  # one shift: then the password again
+REFRESH_BYTES: Final = 32  # 256 bits (RFC 6749 section 10.10: not guessable)
 SECRET_ENV: Final = "VIGIE_API_SECRET"
 _ALGORITHM: Final = "HS256"
 _MIN_SECRET_BYTES: Final = 32  # RFC 7518 section 3.2: HS256 keys of at least 256 bits
@@ -78,13 +86,29 @@ def dummy_verify() -> None:
 _DUMMY_HASH: Final = hash_password(secrets.token_urlsafe(16))
 
 
+def new_refresh_token() -> str:
+    """An opaque refresh token: ``REFRESH_BYTES`` random bytes, URL-safe base64."""
+    return secrets.token_urlsafe(REFRESH_BYTES)
+
+
+def refresh_digest(token: str) -> str:
+    """What is stored of a refresh token: its SHA-256 (the token has 256 bits of entropy, so
+    a fast hash is enough; a stolen table gives nothing to present)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class TokenIssuer:
+    """Signs access tokens; also carries the refresh lifetime and the clock refresh tokens are
+    issued and checked with (a test moves it instead of sleeping)."""
+
     secret: bytes
     ttl: timedelta = TOKEN_TTL
+    refresh_ttl: timedelta = REFRESH_TTL
+    clock: Callable[[], datetime] = now_utc
 
     def issue(self, username: str, now: datetime | None = None) -> str:
-        at = now or now_utc()
+        at = now or self.clock()
         claims = {"sub": username, "iat": at, "exp": at + self.ttl}
         return jwt.encode(claims, self.secret, algorithm=_ALGORITHM)
 
@@ -94,7 +118,7 @@ class TokenIssuer:
             claims = jwt.decode(token, self.secret, algorithms=[_ALGORITHM],
                                 options={"require": ["sub", "exp", "iat"]})
         except jwt.ExpiredSignatureError as exc:
-            raise AuthError("token expired: ask /token for a new one") from exc
+            raise AuthError("token expired: ask /token/refresh (or /token) for a new one") from exc
         except jwt.InvalidTokenError as exc:
             raise AuthError("invalid token") from exc
         sub = claims["sub"]

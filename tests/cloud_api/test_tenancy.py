@@ -18,8 +18,17 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from cloud_api.db import Alert, AlertEvent, CareSite, Device, Gateway, Patient, User
-from tests.cloud_api.api_kit import SITE_A_USERS, Api
+from cloud_api.db import (
+    Alert,
+    AlertEvent,
+    CareSite,
+    Device,
+    Gateway,
+    Patient,
+    RefreshToken,
+    User,
+)
+from tests.cloud_api.api_kit import PASSWORD, SITE_A_USERS, Api
 from vigie.contract import Batch, Kind, Reading
 
 
@@ -31,6 +40,7 @@ class Call:
     body: dict[str, Any] | None = None
     form: dict[str, str] | None = None
     names_b: bool = False
+    own_refresh: bool = False  # the form is a refresh token of the caller's own login
 
 
 B_USER = {"username": "nurse-bravo-2", "password": "a long enough secret", "role": "nurse",
@@ -38,6 +48,8 @@ B_USER = {"username": "nurse-bravo-2", "password": "a long enough secret", "role
 CALLS: dict[tuple[str, str], Call] = {
     ("POST", "/token"): Call(form={"username": "nurse-alpha",
                                   "password": "correct horse battery staple"}),
+    ("POST", "/token/refresh"): Call(own_refresh=True),
+    ("POST", "/logout"): Call(),
     ("GET", "/health"): Call(),
     ("GET", "/gateways"): Call(),
     ("GET", "/gaps"): Call(),
@@ -96,7 +108,9 @@ def _b_state(api: Api) -> tuple[Any, ...]:
                 session.get(CareSite, "site-bravo-2") is not None,
                 (device.gateway_id, device.patient_id, device.shared), b_points,
                 session.scalar(select(func.count()).select_from(Patient)),
-                session.scalar(select(func.count()).select_from(Gateway)))
+                session.scalar(select(func.count()).select_from(Gateway)),
+                session.scalar(select(func.count()).where(
+                    RefreshToken.username == "nurse-bravo", RefreshToken.revoked.is_(False))))
 
 
 def _unechoed(text: str, url: str, call: Call) -> str:
@@ -118,8 +132,12 @@ def test_a_site_a_user_gets_nothing_of_site_b(api: Api, username: str) -> None:
     headers = api.token(username)
     for (method, path), call in sorted(CALLS.items()):
         url = path.format(**api.bravo.ids())
+        form = call.form
+        if call.own_refresh:
+            login = {"username": username, "password": PASSWORD}
+            form = {"refresh_token": api.client.post("/token", data=login).json()["refresh_token"]}
         resp = api.client.request(method, url, headers=headers, params=call.params,
-                                  json=call.body, data=call.form)
+                                  json=call.body, data=form)
         what = f"{username} {method} {url}: {resp.status_code} {resp.text[:300]}"
         assert "bravo" not in _unechoed(resp.text, url, call), what
         if call.names_b:

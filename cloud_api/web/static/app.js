@@ -31,7 +31,6 @@ function el(tag, attrs = {}, ...kids) {
   return e;
 }
 const $ = (sel) => document.querySelector(sel);
-const token = () => sessionStorage.getItem("vigie.token");
 const fmtTime = (iso) => new Date(iso).toLocaleString(LANG === "fr" ? "fr-FR" : "en-GB",
   { dateStyle: "short", timeStyle: "short" });
 function fmtAge(s) {
@@ -40,19 +39,80 @@ function fmtAge(s) {
   if (s < 86400) return `${Math.floor(s / 3600)} ${t("ago_h")}`;
   return `${Math.floor(s / 86400)} ${t("ago_d")}`;
 }
+
+// ---------- session ----------
+// The access token lasts 15 minutes, the login a shift: a refresh token (single use, each
+// refresh returns the next one) renews the access token a minute before it expires, or when a
+// request gets a 401. Only a refused refresh sends the nurse back to the login page.
+const token = () => sessionStorage.getItem("vigie.token");
+const SESSION_KEYS = ["vigie.token", "vigie.refresh", "vigie.renew_at"];
+const RENEW_EARLY_S = 60;
+function saveTokens(body) {
+  sessionStorage.setItem("vigie.token", body.access_token);
+  sessionStorage.setItem("vigie.refresh", body.refresh_token);
+  const renewIn = Math.max(body.expires_in - RENEW_EARLY_S, body.expires_in / 2);
+  sessionStorage.setItem("vigie.renew_at", String(Date.now() + renewIn * 1000));
+}
+// true: new tokens saved; false: refused (log in again); null: server unreachable, try later
+async function refreshTokens() {
+  const refreshToken = sessionStorage.getItem("vigie.refresh");
+  if (!refreshToken) return false;
+  let resp;
+  try {
+    resp = await fetch("/token/refresh", { method: "POST",
+      body: new URLSearchParams({ refresh_token: refreshToken }) });
+  } catch (e) { return null; }
+  if (resp.status >= 500 || resp.status === 429) return null;
+  if (!resp.ok) { sessionStorage.removeItem("vigie.refresh"); return false; }
+  saveTokens(await resp.json());
+  scheduleRenewal();
+  return true;
+}
+// One refresh at a time: a second one with the same (spent) token would count as a reuse
+// and end the session.
+let refreshing = null;
+function renewTokens() {
+  if (!refreshing) refreshing = refreshTokens().finally(() => { refreshing = null; });
+  return refreshing;
+}
+// Renew when a request got a 401 with ``sent``: unless another call renewed it meanwhile.
+const renewAfter401 = (sent) => (token() !== sent ? Promise.resolve(true) : renewTokens());
+async function freshToken() {
+  if (Date.now() >= Number(sessionStorage.getItem("vigie.renew_at") || 0)) await renewTokens();
+  return token();
+}
+let renewTimer = null;
+function scheduleRenewal() {
+  clearTimeout(renewTimer);
+  if (!sessionStorage.getItem("vigie.refresh")) return;  // a 401 will tell
+  const wait = Number(sessionStorage.getItem("vigie.renew_at") || 0) - Date.now();
+  renewTimer = setTimeout(async () => {
+    const ok = await renewTokens();
+    if (ok === false) toLogin(true);
+    else if (ok === null) renewTimer = setTimeout(scheduleRenewal, 15000);
+  }, Math.max(wait, 0));
+}
 function toLogin(expired) {
-  sessionStorage.removeItem("vigie.token");
+  for (const k of SESSION_KEYS) sessionStorage.removeItem(k);
   const next = encodeURIComponent(location.pathname + location.search);
   location.assign(`/ui/login?next=${next}${expired ? "&expired=1" : ""}`);
 }
 
 async function api(path, opts = {}) {
-  const headers = Object.assign({ Authorization: `Bearer ${token()}` }, opts.headers || {});
+  const extra = Object.assign({}, opts.headers || {});
   if (opts.json !== undefined) {
-    headers["Content-Type"] = "application/json";
+    extra["Content-Type"] = "application/json";
     opts.body = JSON.stringify(opts.json);
   }
-  const resp = await fetch(path, { method: opts.method || "GET", headers, body: opts.body });
+  const send = (tok) => fetch(path, { method: opts.method || "GET", body: opts.body,
+    headers: Object.assign({ Authorization: `Bearer ${tok}` }, extra) });
+  const sent = await freshToken();
+  let resp = await send(sent);
+  if (resp.status === 401) {  // refused before the route ran: safe to send again
+    const renewed = await renewAfter401(sent);
+    if (renewed === null) throw new Error(t("offline"));
+    if (renewed) resp = await send(token());
+  }
   if (resp.status === 401) { toLogin(true); throw new Error("401"); }
   const body = resp.headers.get("content-type")?.includes("json") ? await resp.json() : null;
   if (!resp.ok) {
@@ -79,7 +139,12 @@ function header() {
     localStorage.setItem("vigie.lang", LANG === "fr" ? "en" : "fr"); location.reload(); } },
   t("language"));
   const user = sessionStorage.getItem("vigie.user") || "";
-  const out = el("button", { class: "ghost", id: "logout", onclick: () => {
+  const out = el("button", { class: "ghost", id: "logout", onclick: async () => {
+    const refreshToken = sessionStorage.getItem("vigie.refresh");
+    try {  // revoke this login's refresh tokens; the access token dies within 15 min
+      await api("/logout", { method: "POST",
+        json: refreshToken ? { refresh_token: refreshToken } : {} });
+    } catch (e) { /* unreachable or already logged out: forget the tokens anyway */ }
     sessionStorage.clear(); location.assign("/ui/login"); } }, t("logout"));
   $("#top").append(el("span", { class: "brand" }, "Vigie"), nav,
     el("span", { class: "who" }, user), lang, out);
@@ -105,7 +170,7 @@ function loginPage() {
     const data = new URLSearchParams(new FormData(form));
     const resp = await fetch("/token", { method: "POST", body: data });
     if (!resp.ok) { msg.textContent = t("login_failed"); return; }
-    sessionStorage.setItem("vigie.token", (await resp.json()).access_token);
+    saveTokens(await resp.json());
     sessionStorage.setItem("vigie.user", data.get("username"));
     const next = params.get("next");
     location.assign(next && next.startsWith("/ui/") ? next : "/ui/");
@@ -123,6 +188,8 @@ async function loadInbox() {
   for (const a of items) list.append(alertCard(a));
   $("#inbox-count").textContent = String(items.filter((a) => !a.acknowledged).length);
 }
+// The alert's message in the page's language (rendered by the API), else its English one.
+const alertText = (a) => (a.messages && a.messages[LANG]) || a.message;
 function alertCard(a) {
   const card = el("article", { class: `alert sev-${a.severity} st-${a.state}` +
       (inboxFresh.has(a.id) ? " fresh" : ""), id: `alert-${a.id}`, "data-alert": a.id },
@@ -133,7 +200,7 @@ function alertCard(a) {
       el("span", { class: "rule" }, a.rule),
       el("span", { class: "state" }, t(a.state)),
       el("span", { class: "age", title: fmtTime(a.time) }, fmtAge(a.age_s))),
-    el("p", { class: "msg" }, a.message),
+    el("p", { class: "msg" }, alertText(a)),
     el("div", { class: "actions" },
       a.acknowledged ? null : el("button", { class: "primary ack", onclick: () => ackDialog(a) },
         t("acknowledge")),
@@ -187,10 +254,15 @@ async function follow(onEvent, setStatus) {
   let last = null;
   for (;;) {
     try {
-      const headers = { Authorization: `Bearer ${token()}`, Accept: "text/event-stream" };
+      // each (re)connection with a fresh token: the server ends the stream when it expires
+      const sent = await freshToken();
+      const headers = { Authorization: `Bearer ${sent}`, Accept: "text/event-stream" };
       if (last !== null) headers["Last-Event-ID"] = last;
       const resp = await fetch("/alerts/stream", { headers });
-      if (resp.status === 401) { toLogin(true); return; }
+      if (resp.status === 401) {
+        if (await renewAfter401(sent) === false) { toLogin(true); return; }
+        throw new Error("401");  // reconnect below with the renewed token
+      }
       if (!resp.ok || !resp.body) throw new Error(String(resp.status));
       setStatus(true);
       const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -325,7 +397,7 @@ function chart(title, axis, opts) {
   for (const a of opts.alerts || []) {
     g.append(svg("line", { x1: x(a.time), x2: x(a.time), y1: CH.tp, y2: CH.h - CH.b,
       stroke: SEV_COLOR[a.severity] || "#555", class: "alert-mark" },
-    svg("title", {}, `${a.rule}: ${a.message}`)));
+    svg("title", {}, `${a.rule}: ${alertText(a)}`)));
   }
   for (const ln of opts.lines || []) {
     if (ln.pts.some((p) => p.n > 1)) {
@@ -372,7 +444,7 @@ function alertLane(alerts, axis) {
   return el("figure", { class: "card lane", id: "alert-lane" }, el("figcaption", {}, t("alerts_axis")),
     el("div", { class: "lane-track" }, alerts.map((a) => el("span", {
       class: `pin sev-${a.severity}`, style: `left:calc(${CH.l / CH.w * 100}% + ${x(a.time)} * ` +
-        `${(CH.w - CH.l - CH.r) / CH.w} * 1%)`, title: `${fmtTime(a.time)} ${a.rule}: ${a.message}`,
+        `${(CH.w - CH.l - CH.r) / CH.w} * 1%)`, title: `${fmtTime(a.time)} ${a.rule}: ${alertText(a)}`,
     }, "▲"))));
 }
 async function patientPage() {
@@ -526,5 +598,10 @@ if (PAGE === "login") {
   toLogin(false);
 } else {
   header();
+  scheduleRenewal();
+  // a tablet waking up: timers were asleep, renew now if the token is (nearly) expired
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") scheduleRenewal();
+  });
   Promise.resolve(PAGES[PAGE]()).catch((e) => { if (e.message !== "401") flash(e.message); });
 }
