@@ -1,11 +1,12 @@
 """HTTP API for clinicians and operators (FastAPI; OpenAPI docs at ``/docs``).
 
-Every route but ``/health``, ``/token`` and the docs needs a bearer token from ``POST /token``
-(OAuth2 password flow, ``cloud_api.security``). Roles: nurses and physicians read the
-observations and alerts of their care sites and acknowledge alerts; admins also manage users
-and sites, read quarantine and the audit log. Everything is filtered by the caller's sites
-(``cloud_api.tenancy``); patient data of another site answers 404, as if absent. Every read
-and change of patient data leaves an audit row (``cloud_api.audit``).
+Every route but ``/health``, ``/token``, ``/token/refresh`` and the docs needs a bearer
+token from ``POST /token`` (OAuth2 password flow, ``cloud_api.security``). Roles: nurses and
+physicians read the observations and alerts of their care sites and acknowledge alerts;
+admins also manage users and sites, read quarantine and the audit log. Everything is
+filtered by the caller's sites (``cloud_api.tenancy``); patient data of another site answers
+404, as if absent. Every read and change of patient data leaves an audit row
+(``cloud_api.audit``).
 
 Clinicians' web pages (``/ui/...``, ``cloud_api.web``) are served by the same app; they hold
 no data themselves and call these routes with the same bearer token.

@@ -55,3 +55,21 @@ def users_list_command(db_url: str) -> int:
     finally:
         engine.dispose()
     return 0
+
+
+def users_disable_command(db_url: str, username: str, disable: bool) -> int:
+    """Disable (or enable again) a login: refused at once, refresh tokens revoked."""
+    engine = make_engine(db_url)
+    try:
+        with make_sessions(engine).begin() as session:
+            changed = (accounts.disable_user(session, username, by="cli") if disable
+                       else accounts.enable_user(session, username))
+    except accounts.AccountError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 1
+    finally:
+        engine.dispose()
+    state = "disabled" if disable else "enabled"
+    typer.echo(f"user {username} {state}" if changed else f"user {username} already {state}",
+               err=True)
+    return 0

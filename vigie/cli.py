@@ -28,7 +28,7 @@ app.add_typer(decode_app, name="decode")
 pki_app = typer.Typer(help="Secure profile: CA, broker certificate, per-gateway credentials "
                       "(docs/security.md).", no_args_is_help=True)
 app.add_typer(pki_app, name="pki")
-users_app = typer.Typer(help="API users: create and list (straight in the relational store).",
+users_app = typer.Typer(help="API users: create, list, disable (straight in the relational store).",
                         no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
@@ -167,6 +167,30 @@ def users_list(
     from cloud_api.cli import users_list_command
 
     raise typer.Exit(users_list_command(db_url))
+
+
+@users_app.command("disable")
+def users_disable(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    db_url: Annotated[str, typer.Option(help="SQLAlchemy URL of the relational state.")] =
+        "sqlite:///vigie-cloud.sqlite3",
+) -> None:
+    """Disable a login (someone left the team): logins, tokens and refreshes refused at once."""
+    from cloud_api.cli import users_disable_command
+
+    raise typer.Exit(users_disable_command(db_url, username, disable=True))
+
+
+@users_app.command("enable")
+def users_enable(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    db_url: Annotated[str, typer.Option(help="SQLAlchemy URL of the relational state.")] =
+        "sqlite:///vigie-cloud.sqlite3",
+) -> None:
+    """Enable a disabled login again (the user logs in anew)."""
+    from cloud_api.cli import users_disable_command
+
+    raise typer.Exit(users_disable_command(db_url, username, disable=False))
 
 
 @app.command("demo")

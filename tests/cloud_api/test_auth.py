@@ -11,7 +11,8 @@ import jwt
 import pytest
 from typer.testing import CliRunner
 
-from cloud_api.db import User
+from cloud_api import accounts
+from cloud_api.db import User, make_engine, make_sessions
 from cloud_api.errors import ConfigError
 from cloud_api.security import SECRET_ENV, TOKEN_TTL, TokenIssuer, load_secret
 from tests.cloud_api.api_kit import PASSWORD, SECRET, Api
@@ -152,3 +153,16 @@ def test_cli_adds_and_lists_users(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert listed.stdout.splitlines() == [
         '{"username": "boss", "role": "admin", "sites": []}',
         '{"username": "nurse-1", "role": "nurse", "sites": ["ehpad-1"]}']
+    engine = make_engine(db)
+    with make_sessions(engine)() as session:
+        assert accounts.principal(session, "nurse-1") is not None
+    off = runner.invoke(cli, ["users", "disable", "nurse-1", "--db-url", db])
+    assert off.exit_code == 0 and "disabled" in off.output
+    with make_sessions(engine)() as session:
+        assert accounts.principal(session, "nurse-1") is None
+    assert runner.invoke(cli, ["users", "enable", "nurse-1", "--db-url", db]).exit_code == 0
+    with make_sessions(engine)() as session:
+        assert accounts.principal(session, "nurse-1") is not None
+    unknown = runner.invoke(cli, ["users", "disable", "nobody", "--db-url", db])
+    assert unknown.exit_code == 1 and "no user" in unknown.output
+    engine.dispose()

@@ -7,7 +7,7 @@ import pytest
 
 COMMANDS = [[], ["demo"], ["gateway"], ["gateway", "run"], ["cloud"], ["cloud", "run"],
             ["services"], ["services", "up"], ["decode"], ["replay"], ["users"],
-            ["users", "add"], ["users", "list"]]
+            ["users", "add"], ["users", "list"], ["users", "disable"], ["users", "enable"]]
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a) or "vigie")
