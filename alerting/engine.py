@@ -17,6 +17,8 @@ Guarantees, and how:
 - Deterministic. Rules run in catalogue order, points in time order, patients in id order.
 - Warm-up. An optional history loader ``(patient_id, kind, start, end) -> readings`` is
   called once per patient and kind, when the patient is first seen, to fill the windows.
+  ``prepare(readings)`` lets a loader with a ``prefetch({patient_id: first_time})`` method
+  learn about all the batch's new patients in one round trip first.
 """
 
 from __future__ import annotations
@@ -106,6 +108,22 @@ class Engine:
     @property
     def clock(self) -> datetime | None:
         return None if self._clock is None else dt(self._clock)
+
+    def prepare(self, readings: Sequence[Reading]) -> None:
+        """Before evaluating a batch: hand the patients not met yet to the loader's
+        ``prefetch``, if it has one, so that their warm-ups cost one round trip in all."""
+        prefetch = getattr(self._loader, "prefetch", None)
+        firsts: dict[str, datetime] = {}
+        for r in readings:
+            pid = r.patient_id
+            if pid is not None and pid not in self._patients:
+                firsts[pid] = min(firsts.get(pid, r.measured_at), r.measured_at)
+        if prefetch is None or not firsts:
+            return
+        try:
+            prefetch(firsts)
+        except Exception as exc:  # the loader is the cloud's adapter: any failure = retry
+            raise WarmUpError(f"history prefetch failed: {exc}") from exc
 
     def evaluate(self, reading: Reading) -> list[AlertSignal]:
         """Update the patient's state with a stored reading; return the signals it causes."""

@@ -7,7 +7,7 @@ per patient and rule).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -65,6 +65,14 @@ class Clocked(Protocol):
     def tick(self, now: datetime) -> list[AlertSignal]: ...
 
     def heartbeat(self, gateway_id: str, at: datetime) -> None: ...
+
+
+@runtime_checkable
+class Prepares(Protocol):
+    """An evaluator that can get ready for a batch of readings at once (warm every patient it
+    has not met yet with one round trip to the store instead of one per patient)."""
+
+    def prepare(self, readings: Sequence[Reading]) -> None: ...
 
 
 @runtime_checkable

@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting.seam import Clocked, Configurable, Evaluator
+from alerting.seam import Clocked, Configurable, Evaluator, Prepares
 from cloud_api import streams
 from cloud_api.alerts import (
     AlertHook,
@@ -377,6 +377,8 @@ class Ingest:
                 apply_signals(session, self.clocked.tick(now), self._live, now,
                               self.on_alert_change, self.lifecycle))
             tick_lifecycle(session, now, self.lifecycle, self.on_alert_change)
+        if isinstance(self.evaluator, Prepares):
+            self.evaluator.prepare([reading for reading, _ in work.readings])
         for reading, site in work.readings:
             pid = reading.patient_id
             if pid is not None and (pid not in self._sites or self._sites[pid] != site):

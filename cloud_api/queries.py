@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,11 +82,38 @@ class HistoryLoader:
     """
 
     TTL_S = 5.0
+    CACHE = 4096  # patients; more than one batch's worth of new ones
+    PREFETCH_CHUNK = 100  # patients per query (keeps the InfluxQL short)
 
     def __init__(self, store: TimeSeriesStore, horizon_days: float = 400.0) -> None:
         self.store = store
         self.horizon = timedelta(days=horizon_days)
         self._kinds: OrderedDict[str, tuple[float, set[str]]] = OrderedDict()
+
+    def prefetch(self, firsts: Mapping[str, datetime]) -> None:
+        """Which kinds each patient had before ``firsts[patient]`` (its first reading in the
+        batch being evaluated), in one query per hundred patients: a batch full of patients
+        met for the first time costs one round trip, not one each. ``FIRST`` gives each
+        (patient, kind) its oldest point, so the batch's own readings, already stored, are
+        told apart from history."""
+        patients = sorted(firsts)
+        for i in range(0, len(patients), self.PREFETCH_CHUNK):
+            chunk = patients[i:i + self.PREFETCH_CHUNK]
+            ends = [firsts[p] for p in chunk]
+            who = " OR ".join(f"patient = '{check_id(p, 'patient')}'" for p in chunk)
+            q = (f"SELECT FIRST(id) FROM {MEASUREMENT} WHERE ({who}) "
+                 f"AND time >= {ns(min(ends) - self.horizon)} AND time < {ns(max(ends))} "
+                 f"GROUP BY patient, kind")
+            found: dict[str, set[str]] = {p: set() for p in chunk}
+            for series in self.store.query(q):
+                tags = series.get("tags", {})
+                patient, kind = str(tags.get("patient")), str(tags.get("kind"))
+                rows = _rows([series])
+                if patient in found and rows and isinstance(rows[0].get("time"), int) \
+                        and rows[0]["time"] < ns(firsts[patient]):
+                    found[patient].add(kind)
+            for patient in chunk:
+                self._remember(patient, found[patient])
 
     def __call__(self, patient: str, kind: str, start: datetime, end: datetime
                  ) -> list[StoredValue]:
@@ -101,11 +129,14 @@ class HistoryLoader:
              f"'{check_id(patient, 'patient')}' AND time >= {ns(end - self.horizon)} "
              f"AND time < {ns(end)} GROUP BY kind")
         kinds = {str(s.get("tags", {}).get("kind")) for s in self.store.query(q)}
+        self._remember(patient, kinds)
+        return kinds
+
+    def _remember(self, patient: str, kinds: set[str]) -> None:
         self._kinds[patient] = (time.monotonic(), kinds)
         self._kinds.move_to_end(patient)
-        if len(self._kinds) > 256:
+        if len(self._kinds) > self.CACHE:
             self._kinds.popitem(last=False)
-        return kinds
 
 
 def stored_ids(store: TimeSeriesStore) -> list[str]:

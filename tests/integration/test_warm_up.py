@@ -1,0 +1,54 @@
+"""The rule engine's warm-up from the real InfluxDB: a batch of patients met for the first
+time costs one query, and what each patient had before its batch is still found."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alerting.engine import Engine
+from cloud_api.influx import InfluxV1
+from cloud_api.points import to_line
+from cloud_api.queries import HistoryLoader
+from tests.alerting.alerting_kit import reading
+from vigie.contract import Kind
+from vigie.services import Services
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+class CountingInflux(InfluxV1):
+    """The real store, counting the queries it is asked."""
+
+    queries: list[str]
+
+    def query(self, influxql: str) -> list[dict[str, object]]:
+        self.queries.append(influxql)
+        return super().query(influxql)
+
+
+def test_a_batch_of_new_patients_warms_up_in_one_query(services: Services) -> None:
+    store = CountingInflux(services.influx.url, "warmup")
+    store.ensure_database()
+    store.queries = []
+    old_weight = reading(Kind.WEIGHT, 80.0, NOW - timedelta(days=3), pid="p-old")
+    batch = [reading(Kind.GLUCOSE, 48.0 + i, NOW, pid=f"p-new-{i}") for i in range(150)]
+    batch += [reading(Kind.WEIGHT, 82.5, NOW, pid="p-old"),
+              reading(Kind.GLUCOSE, 120.0, NOW - timedelta(minutes=5), pid="p-new-0")]
+    store.write([to_line(r, "site-1") for r in [old_weight, *batch]])  # stored before rules
+
+    engine = Engine(history_loader=HistoryLoader(store))
+    engine.prepare(batch)
+    prefetches = len(store.queries)
+    assert prefetches == 2  # 151 patients: one query per hundred
+    signals = [s for r in batch for s in engine.evaluate(r)]
+    # Only p-old had history (its weight three days ago): one more query, for its weights.
+    assert len(store.queries) == prefetches + 1 and "p-old" in store.queries[-1]
+    gains = [s for s in signals if s.rule == "hf.weight_gain_3d" and s.patient_id == "p-old"]
+    assert gains, "+2.5 kg against the weight of three days ago: the history was loaded"
+    lows = sum(48.0 + i < 70 for i in range(150))  # level 1 and 2 hypoglycaemias
+    assert sum(s.rule == "dm.hypoglycaemia" for s in signals) == lows
+    store.close()
