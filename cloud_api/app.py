@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import uvicorn
 
@@ -29,6 +30,7 @@ from cloud_api.influx import InfluxV1, InfluxV2, connect_store
 from cloud_api.ingest import Ingest, MqttTls
 from cloud_api.queries import HistoryLoader, StoredValue
 from cloud_api.security import TokenIssuer, default_secret_path, load_secret
+from cloud_api.series import DAY_ZONE, day_zone
 from vigie.contract import Kind
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,18 @@ class CloudSettings:
     role: str = "all"  # scale-out (cloud_api.sharding): all, intake or shard
     shards: int = 16  # patient shards between intake and shard workers
     owns: str | None = None  # shards a shard worker owns, e.g. "0-7" (default: all)
+    day_zone: str = DAY_ZONE  # IANA zone of the pages' daily summaries (local days)
+
+    def __post_init__(self) -> None:
+        zone_of(self.day_zone)  # an unknown zone is refused here, not at the first page
+
+
+def zone_of(name: str) -> ZoneInfo:
+    """The zone of the daily summaries; ConfigError naming the option if unknown."""
+    try:
+        return day_zone(name)
+    except ValueError as exc:
+        raise ConfigError(f"--day-zone: {exc}") from exc
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -140,7 +154,7 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
 
     secret = load_secret(Path(s.secret_file) if s.secret_file else default_secret_path(s.db_url))
     return ApiContext(store=store, sessions=sessions, ingest_status=status,
-                      tokens=TokenIssuer(secret)), ingest
+                      tokens=TokenIssuer(secret), day_zone=zone_of(s.day_zone)), ingest
 
 
 def _dispatcher(s: CloudSettings, ctx: ApiContext) -> Dispatcher | None:

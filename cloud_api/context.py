@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.influx import TimeSeriesStore
 from cloud_api.security import TokenIssuer, load_secret
+from cloud_api.series import DAY_ZONE
 
 
 def _ephemeral_tokens() -> TokenIssuer:
@@ -22,3 +24,6 @@ class ApiContext:
     sessions: sessionmaker[Session]
     ingest_status: Callable[[], dict[str, Any]] | None = None
     tokens: TokenIssuer = field(default_factory=_ephemeral_tokens)
+    # Zone of the daily summaries (time in range, weight baseline): days run from local
+    # midnight to local midnight there (``vigie cloud run --day-zone``).
+    day_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DAY_ZONE))

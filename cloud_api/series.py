@@ -8,15 +8,22 @@ Readings nobody could attribute at the edge are stored under the patient tag ``_
 (``cloud_api.points.UNATTRIBUTED``). Assigning one writes the same point again under the
 patient's tag, then deletes the unattributed point: a crash in between leaves the reading
 twice (visible in the queue, assignable again, idempotent), never nowhere.
+
+Daily summaries (time in range, the weight baseline) are per *local* day of the deployment's
+zone (``vigie cloud run --day-zone``, default Europe/Paris): InfluxDB groups with
+``GROUP BY time(1d) ... tz('Zone')``, whose buckets start at local midnight (23 or 25 hours on
+DST days), and days are walked with date arithmetic, never +24 h on UTC.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cloud_api.influx import TimeSeriesStore
 from cloud_api.points import MEASUREMENT, UNATTRIBUTED, from_ns, ns
@@ -34,6 +41,34 @@ TAGS: Final = ("patient", "kind", "device", "gateway", "site")
 _FLOATS: Final = frozenset({"value", "original_value"})
 _INTS: Final = frozenset({"seq", "ingested_ns"})
 _BOOLS: Final = frozenset({"time_trusted"})
+DAY_ZONE: Final = "Europe/Paris"  # default zone of the daily summaries
+_ZONE_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*")
+
+
+def day_zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name`` (e.g. Europe/Paris, Indian/Reunion); ValueError if unknown."""
+    hint = "an IANA time zone such as Europe/Paris, Indian/Reunion or America/Cayenne"
+    if not _ZONE_NAME.fullmatch(name):
+        raise ValueError(f"unknown time zone {name!r}: expected {hint}")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ValueError(f"unknown time zone {name!r}: expected {hint}") from exc
+
+
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The instant (UTC) local ``day`` begins in ``zone``."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def local_day(ts: datetime, zone: ZoneInfo) -> date:
+    return ts.astimezone(zone).date()
+
+
+def _tz(zone: ZoneInfo) -> str:
+    if not _ZONE_NAME.fullmatch(zone.key):  # the name is quoted into InfluxQL
+        raise ValueError(f"unusable time zone {zone.key!r}")
+    return f"tz('{zone.key}')"
 
 
 def choose_interval(start: datetime, end: datetime) -> timedelta | None:
@@ -140,48 +175,56 @@ def _bucket(row: Mapping[str, Any]) -> Bucket | None:
 
 
 def daily(store: TimeSeriesStore, patient: str, kind: str, start: datetime, end: datetime,
-          site: str | None, condition: str = "") -> dict[str, tuple[float, int]]:
-    """UTC day (ISO date) -> (sum, count) of a kind's values, optionally under a condition."""
+          site: str | None, condition: str = "", *, zone: ZoneInfo
+          ) -> dict[str, tuple[float, int]]:
+    """Local day in ``zone`` (ISO date) -> (sum, count) of a kind's values, optionally under
+    a condition. A bucket's time is the instant its local day starts."""
     where = _where(patient, start, end, site, [kind]) + (f" AND {condition}" if condition else "")
     q = (f"SELECT SUM(value) AS s, COUNT(value) AS n FROM {MEASUREMENT} WHERE {where} "
-         f"GROUP BY time(1d) fill(none)")
+         f"GROUP BY time(1d) fill(none) {_tz(zone)}")
     out: dict[str, tuple[float, int]] = {}
     for _, row in _rows(store.query(q)):
-        t, s, n = _time(row), _num(row.get("s")), _num(row.get("n"))
-        if t is not None and s is not None and n:
-            out[t[:10]] = (s, int(n))
+        t, s, n = row.get("time"), _num(row.get("s")), _num(row.get("n"))
+        if isinstance(t, int) and s is not None and n:
+            out[local_day(from_ns(t), zone).isoformat()] = (s, int(n))
     return out
 
 
 def baseline_band(days: Mapping[str, tuple[float, int]], start: datetime, end: datetime,
-                  window_days: int, half_width: float, min_samples: int = 3
-                  ) -> list[dict[str, Any]]:
-    """Per day of [start, end): mean of the readings of the ``window_days`` before, +- band.
+                  window_days: int, half_width: float, min_samples: int = 3, *,
+                  zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Per local day of [start, end): mean of the readings of the ``window_days`` before,
+    +- band. ``days`` is what ``daily`` returns for the same ``zone``.
 
     The hf.weight_baseline rule compares a weighing with the mean of the previous 28 days;
-    the band drawn is that mean plus and minus the rule's threshold.
+    the band drawn is that mean plus and minus the rule's threshold. Each point has ``day``
+    (local ISO date) and ``t`` (the instant that day starts, UTC).
     """
     out: list[dict[str, Any]] = []
-    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    while day < end:
+    day = local_day(start, zone)
+    while (begins := day_start(day, zone)) < end:
         total = count = 0.0
         for back in range(1, window_days + 1):
-            s, n = days.get((day - timedelta(days=back)).date().isoformat(), (0.0, 0))
+            s, n = days.get((day - timedelta(days=back)).isoformat(), (0.0, 0))
             total, count = total + s, count + n
         if count >= min_samples:
             mean = total / count
-            out.append({"t": iso(day), "mean": round(mean, 3),
+            out.append({"t": iso(begins), "day": day.isoformat(), "mean": round(mean, 3),
                         "low": round(mean - half_width, 3), "high": round(mean + half_width, 3)})
         day += timedelta(days=1)
     return out
 
 
 def time_in_range(store: TimeSeriesStore, patient: str, start: datetime, end: datetime,
-                  site: str | None, low: float, high: float) -> list[dict[str, Any]]:
-    """Per UTC day: glucose readings below, within and above [low, high] (Battelino 2019)."""
-    total = daily(store, patient, "glucose", start, end, site)
-    below = daily(store, patient, "glucose", start, end, site, f"value < {float(low)!r}")
-    above = daily(store, patient, "glucose", start, end, site, f"value > {float(high)!r}")
+                  site: str | None, low: float, high: float, *, zone: ZoneInfo
+                  ) -> list[dict[str, Any]]:
+    """Per local day in ``zone`` (``day``: ISO date): glucose readings below, within and
+    above [low, high] (Battelino 2019)."""
+    total = daily(store, patient, "glucose", start, end, site, zone=zone)
+    below = daily(store, patient, "glucose", start, end, site, f"value < {float(low)!r}",
+                  zone=zone)
+    above = daily(store, patient, "glucose", start, end, site, f"value > {float(high)!r}",
+                  zone=zone)
     out = []
     for day in sorted(total):
         n = total[day][1]

@@ -102,13 +102,23 @@ def cloud_run(
     owns: Annotated[str | None, typer.Option(
         help="Shards this shard worker owns, e.g. 0-7 or 0-3,8-11 (default: all). The "
              "session is named after them unless --client-id is given.")] = None,
+    day_zone: Annotated[str, typer.Option(
+        help="IANA time zone of the patient page's daily summaries (time in range, weight "
+             "baseline): a day runs from local midnight to local midnight there, e.g. "
+             "Indian/Reunion, America/Martinique, America/Cayenne, Indian/Mayotte.")] =
+        "Europe/Paris",
 ) -> None:
     """Run ingest (MQTT -> InfluxDB -> rules) and the HTTP API in one process.
 
     With --role intake or shard, the ingest is split across processes (docs/scaling.md).
     """
     from cloud_api.app import CloudSettings, run_cloud
+    from cloud_api.series import day_zone as check_zone
 
+    try:
+        check_zone(day_zone)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--day-zone") from exc
     if mqtt_ca is None and (mqtt_cert or mqtt_key):
         raise typer.BadParameter("--mqtt-cert/--mqtt-key need --mqtt-ca")
     if role not in ("all", "intake", "shard"):
@@ -124,7 +134,7 @@ def cloud_run(
         mqtt_key=None if mqtt_key is None else str(mqtt_key),
         rules_file=None if rules is None else str(rules), share_group=share_group,
         notify_file=None if notify is None else str(notify),
-        role=role, shards=shards, owns=owns)
+        role=role, shards=shards, owns=owns, day_zone=day_zone)
     raise typer.Exit(run_cloud(settings))
 
 

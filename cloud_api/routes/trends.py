@@ -52,6 +52,7 @@ class TrendOut(BaseModel):
     glucose_range: tuple[float, float]
     time_in_range: list[dict[str, Any]]
     alerts: list[AlertOut]
+    day_zone: str = Field(description="IANA zone of the local days of the daily summaries")
 
 
 def _range(start: datetime | None, end: datetime | None, days: int) -> tuple[datetime, datetime]:
@@ -76,6 +77,13 @@ def trend(ctx: Ctx, who: Staff, patient: PatientId, start: IsoTime | None = None
     Range: ``start``..``end`` (default: the ``days`` before now; at most the last 366 days of
     it). Series are raw up to 36 h,
     then mean/min/max per bucket (at most 400 per kind).
+
+    The daily summaries are per *local* day of the deployment's zone (``day_zone``, set by
+    ``vigie cloud run --day-zone``, default Europe/Paris), midnight to midnight, 23 or 25 hours
+    on DST days: a reading at 00:30 local time counts for that day. ``time_in_range[].day``
+    and ``weight_baseline[].day`` are local ISO dates (``2026-03-29``); ``weight_baseline[].t``
+    is the instant that local day starts (UTC), the band's mean is over the 28 local days
+    before it.
     """
     start_, end_ = _range(start, end, days)
     note = audit.Note(who.username, "trend.read", f"/patients/{patient}/trend",
@@ -100,17 +108,21 @@ def trend(ctx: Ctx, who: Staff, patient: PatientId, start: IsoTime | None = None
 
 def _trend(ctx: Ctx, patient: str, site: str | None, start: datetime, end: datetime,
            width: timedelta | None, band_kg: float, alerts: list[AlertOut]) -> TrendOut:
+    zone = ctx.day_zone
     data = series.trend(ctx.store, patient, [str(k) for k in CHART_KINDS], start, end, site,
                         width)
-    weights = series.daily(ctx.store, patient, "weight",
-                           start - timedelta(days=BASELINE_DAYS), end, site)
-    tir = series.time_in_range(ctx.store, patient, start, end, site, *GLUCOSE_RANGE)
+    first = series.day_start(series.local_day(start, zone) - timedelta(days=BASELINE_DAYS),
+                             zone)  # whole local days behind the band's first day
+    weights = series.daily(ctx.store, patient, "weight", first, end, site, zone=zone)
+    tir = series.time_in_range(ctx.store, patient, start, end, site, *GLUCOSE_RANGE,
+                               zone=zone)
     return TrendOut(
         patient=patient, start=iso(start), end=iso(end),
         interval_s=int(width.total_seconds()) if width else None,
         series={k: [Point(**b.as_dict()) for b in v] for k, v in data.items()},
-        weight_baseline=series.baseline_band(weights, start, end, BASELINE_DAYS, band_kg),
-        glucose_range=GLUCOSE_RANGE, time_in_range=tir, alerts=alerts)
+        weight_baseline=series.baseline_band(weights, start, end, BASELINE_DAYS, band_kg,
+                                             zone=zone),
+        glucose_range=GLUCOSE_RANGE, time_in_range=tir, alerts=alerts, day_zone=zone.key)
 
 
 @router.get("/patients/{patient}/aggregates", responses=ERRORS)
