@@ -184,6 +184,40 @@ TERMS: Final[dict[str, dict[str, str]]] = {
     "cv": {"en": "cv", "fr": "coefficient de variation"},
 }
 
+# The words of a notification around the alert texts (``alerting.notify.message``): e-mail
+# subject and body, the ``title`` of the webhook and nurse console payloads. ``headline`` is
+# the text of the most severe alert. ``notify.severity.*`` and ``notify.change.*`` name a
+# severity and an alert change; English keeps the codes and the wording notifications had
+# before they spoke French. Rendered by ``render_notice``.
+NOTICE: Final[dict[str, dict[str, str]]] = {
+    "notify.subject": {
+        "en": "[Vigie] {severity}{escalated}: patient {patient}, {n} {n:plural/alert/alerts}"
+              " - {headline}",
+        "fr": "[Vigie] {severity}{escalated} : patient {patient}, "
+              "{n} {n:plural/alerte/alertes} - {headline}",
+    },
+    "notify.subject.escalated": {"en": " ESCALATED", "fr": " (RELANCE)"},
+    "notify.patient": {"en": "Patient {patient}", "fr": "Patient {patient}"},
+    "notify.patient.site": {"en": "Patient {patient} (site {site})",
+                            "fr": "Patient {patient} (site {site})"},
+    "notify.alert": {"en": "- [{severity}] {rule} {change}{level}: {text}",
+                     "fr": "- [{severity}] {change}{level} : {text} ({rule})"},
+    "notify.alert.level": {"en": ", escalation level {level}",
+                           "fr": ", niveau d'escalade {level}"},
+    "notify.alert.measured": {"en": "  measured {time}{late}, alert #{alert_id}",
+                              "fr": "  mesure du {time}{late}, alerte n° {alert_id}"},
+    "notify.alert.late": {"en": " (late)", "fr": " (reçue en retard)"},
+    "notify.footer": {"en": "Message {key}", "fr": "Référence du message : {key}"},
+    "notify.severity.urgent": {"en": "urgent", "fr": "urgente"},
+    "notify.severity.warning": {"en": "warning", "fr": "avertissement"},
+    "notify.severity.info": {"en": "info", "fr": "information"},
+    "notify.change.opened": {"en": "opened", "fr": "nouvelle alerte"},
+    "notify.change.upgraded": {"en": "upgraded", "fr": "aggravée"},
+    "notify.change.reopened": {"en": "reopened", "fr": "rouverte"},
+    "notify.change.snooze_expired": {"en": "snooze_expired", "fr": "fin du report"},
+    "notify.change.escalated": {"en": "escalated", "fr": "non acquittée, relancée"},
+}
+
 
 class MessageError(ValueError):
     """A text the catalogue cannot render: unknown key or language, arguments that do not fit
@@ -240,6 +274,18 @@ def render(key: str, args: Mapping[str, Arg], lang: str = DEFAULT_LANGUAGE) -> s
         return _Formatter(lang).vformat(templates[lang], (), args)
     except (KeyError, IndexError, ValueError, TypeError) as exc:
         raise MessageError(f"{key!r} in {lang!r} with {dict(args)!r}: {exc!r}") from exc
+
+
+def render_notice(key: str, lang: str = DEFAULT_LANGUAGE, /, **args: Arg) -> str:
+    """The ``NOTICE`` template of ``key`` in ``lang`` formatted with ``args``; raises
+    MessageError."""
+    templates = NOTICE.get(key)
+    if templates is None or lang not in templates:
+        raise MessageError(f"no {lang!r} notification text for {key!r}")
+    try:
+        return _Formatter(lang).vformat(templates[lang], (), args)
+    except (KeyError, IndexError, ValueError, TypeError) as exc:
+        raise MessageError(f"{key!r} in {lang!r} with {args!r}: {exc!r}") from exc
 
 
 def render_or(text: Text | None, lang: str, fallback: str) -> str:

@@ -20,7 +20,7 @@ from alerting.notify import AlertNotice, Delivery, Dispatcher, Message, PendingE
 from alerting.notify.channels import EmailChannel, NurseConsoleChannel, WebhookChannel
 from alerting.notify.config import RoutingConfig
 from alerting.notify.dispatch import Channel
-from cloud_api.alerts import timer
+from cloud_api.alerts import alert_text, timer
 from cloud_api.db import Alert, NotifyDelivery, NotifyEvent, Patient
 from vigie.contract import iso, now_utc
 
@@ -34,7 +34,7 @@ def enqueue(session: Session, alert: Alert, change: str, now: datetime) -> None:
                          severity=alert.severity, category=alert.category,
                          message=alert.message, value=alert.value, time=iso(alert.last_at),
                          level=timer(session, alert).escalation_level, late=alert.late,
-                         at=iso(now), reading=alert.reading_id)
+                         at=iso(now), reading=alert.reading_id, text=alert_text(alert))
     session.add(NotifyEvent(alert_id=alert.id, patient_id=alert.patient_id,
                             site_id=None if patient is None else patient.site_id,
                             change=change, created_at=now, body=notice.to_json()))

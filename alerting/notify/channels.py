@@ -1,6 +1,8 @@
 """The channels: adapters that confirm delivery, each translating its library's errors into
 ``ChannelError`` (nothing from httpx, smtplib or paho escapes this module).
 
+Each renders the message in its route's ``language`` (``alerting.notify.message``).
+
 - ``WebhookChannel``: HTTPS POST of the message JSON, signed (``alerting.notify.signing``);
   confirmed by any 2xx answer.
 - ``EmailChannel``: SMTP (STARTTLS and login when configured); confirmed when the server
@@ -46,7 +48,7 @@ class WebhookChannel:
     def send(self, route: Route, message: Message) -> None:
         if route.url is None or route.secret is None:
             raise ChannelError(self.name, f"route {route.name} has no url/secret", permanent=True)
-        body = message.body()
+        body = message.body(route.language)
         stamp = int(self._clock())
         headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: str(stamp),
                    SIGNATURE_HEADER: sign(route.secret.encode(), stamp, body),
@@ -71,7 +73,7 @@ class EmailChannel:
         self._timeout = timeout
 
     def send(self, route: Route, message: Message) -> None:
-        email = message.email(self.s.sender, route.to)
+        email = message.email(self.s.sender, route.to, route.language)
         try:
             with smtplib.SMTP(self.s.host, self.s.port, timeout=self._timeout) as smtp:
                 if self.s.starttls:
@@ -170,6 +172,11 @@ class ConfirmedPublisher:
         if self._started:
             self.client.disconnect()
             self.client.loop_stop()
+            # paho keeps the wake-up socket pair of loop_start open until garbage collection
+            # (a ResourceWarning then); close it with the client's own (private) reset
+            reset = getattr(self.client, "_reset_sockets", None)
+            if callable(reset):
+                reset()
             self._started = False
 
 
@@ -187,7 +194,7 @@ class NurseConsoleChannel:
             topic = nurse_console_topic(message.site)
         except ContractError as exc:
             raise ChannelError(self.name, str(exc), permanent=True) from exc
-        self._mqtt.publish(topic, message.body())
+        self._mqtt.publish(topic, message.body(route.language))
 
     def close(self) -> None:
         self._mqtt.close()

@@ -38,10 +38,12 @@
     to = ["cadre@ehpad-1.example.org"]
     severities = ["urgent"]
     min_level = 1              # only once escalated (a second person, issue 5)
+    language = "fr"            # en (default) | fr: subject, body, webhook/console ``text``
 
     [[routes]]
     site = "ehpad-1"
     channel = "nurse_console"  # topic vigie/v1/sites/ehpad-1/nurse-console, QoS 1
+    language = "fr"
 """
 
 from __future__ import annotations
@@ -53,8 +55,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from alerting.messages import DEFAULT_LANGUAGE, LANGUAGES
 from alerting.notify.errors import RoutingError
 from alerting.seam import Severity
 
@@ -117,6 +127,14 @@ class Route(_Model):
     url: str | None = None
     secret: str | None = Field(default=None, repr=False)
     to: tuple[str, ...] = ()
+    language: str = DEFAULT_LANGUAGE  # of the messages this route sends (alerting.messages)
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        if value not in LANGUAGES:
+            raise ValueError(f"unknown language {value!r} (known: {', '.join(LANGUAGES)})")
+        return value
 
     @model_validator(mode="after")
     def _complete(self) -> Route:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting.messages import Text
 from alerting.notify import Dispatcher, RoutingConfig, parse_routing, verify
 from alerting.notify.signing import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from alerting.seam import AlertSignal, Category, Severity
@@ -26,6 +27,10 @@ from cloud_api.tenancy import register_patient
 
 T0 = datetime(2026, 3, 1, 7, 0, tzinfo=UTC)
 SECRET = "s3cret-for-tests"
+# what the level 2 hypoglycaemia rule says of a glucose of 48 mg/dL
+HYPO2 = Text.of("dm.hypoglycaemia.level2", {"value": 48.0, "threshold": 54.0})
+HYPO2_EN = "level 2 hypoglycaemia 48 mg/dL (< 54)"
+HYPO2_FR = "Hypoglycémie de niveau 2 : 48 mg/dL (< 54)"
 
 
 class Clock:
@@ -54,11 +59,15 @@ class Cloud:
         with self.sessions.begin() as session:
             register_patient(session, pid, site)
 
-    def raise_(self, pid: str, rule: str, severity: Severity = Severity.URGENT) -> int:
+    def raise_(self, pid: str, rule: str, severity: Severity = Severity.URGENT,
+               text: Text | None = None) -> int:
+        """Raise an alert; its message is ``text`` in English, or (no ``text``: an alert as
+        stored before the catalogue) "<rule> is <severity>"."""
         self._n += 1
+        message = f"{rule} is {severity}" if text is None else text.render("en")
         sig = AlertSignal(patient_id=pid, rule=rule, severity=severity,
                           category=Category.CLINICAL, time=self.clock.now, value=45.0,
-                          message=f"{rule} is {severity}", reading_id=f"r-{self._n}")
+                          message=message, reading_id=f"r-{self._n}", text=text)
         with self.sessions.begin() as session:
             opened = alerts.apply_signals(session, [sig], self.live, self.clock.now,
                                           notifications.enqueue)

@@ -21,6 +21,7 @@ from alerting.engine import Engine
 from alerting.messages import (
     CATALOGUE,
     LANGUAGES,
+    NOTICE,
     TARGET_ROW,
     TERMS,
     Arg,
@@ -28,10 +29,12 @@ from alerting.messages import (
     Text,
     placeholders,
     render,
+    render_notice,
     render_or,
 )
+from alerting.notify.config import CHANGES
 from alerting.rules.diabetes import ADULT_TARGETS, OLDER_TARGETS, missed_targets, tir_metrics
-from alerting.seam import AlertSignal
+from alerting.seam import AlertSignal, Severity
 from alerting.settings import PatientSettings, RulesConfig
 from vigie.contract import Kind
 
@@ -126,6 +129,30 @@ def test_terms_cover_every_target_metric_in_every_language() -> None:
     metrics = {name for name, _, _ in ADULT_TARGETS + OLDER_TARGETS}
     assert metrics <= set(TERMS)
     assert all(set(TERMS[m]) == set(LANGUAGES) for m in TERMS)
+
+
+@pytest.mark.parametrize("key", sorted(NOTICE))
+def test_notification_words_in_every_language_with_the_same_placeholders(key: str) -> None:
+    templates = NOTICE[key]
+    assert set(templates) == set(LANGUAGES), f"{key}: languages {sorted(templates)}"
+    fields = {lang: placeholders(t) for lang, t in templates.items()}
+    assert fields["en"] == fields["fr"], f"{key}: placeholders differ {fields}"
+    args: dict[str, Arg] = {name: 2 if name == "n" else "x" for name in fields["en"]}
+    for lang in LANGUAGES:
+        assert "{" not in render_notice(key, lang, **args)
+
+
+def test_notification_words_name_every_severity_and_change() -> None:
+    assert {f"notify.severity.{s}" for s in Severity} <= set(NOTICE)
+    assert {f"notify.change.{c}" for c in CHANGES} <= set(NOTICE)
+    assert render_notice("notify.severity.warning", "fr") == "avertissement"
+    assert render_notice("notify.subject", "fr", severity="URGENTE", escalated="",
+                         patient="p-1", n=1, headline="h") == \
+        "[Vigie] URGENTE : patient p-1, 1 alerte - h"
+    with pytest.raises(MessageError):
+        render_notice("notify.subject", "fr", severity="URGENTE")
+    with pytest.raises(MessageError):
+        render_notice("notify.footer", "de", key="k")
 
 
 def test_the_rules_emit_exactly_the_catalogue_keys() -> None:

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.alerting.notify_kit import Clock, Cloud, dispatcher, routing
+from tests.alerting.notify_kit import HYPO2, HYPO2_EN, HYPO2_FR, Clock, Cloud, dispatcher, routing
 from vigie.contract import nurse_console_topic
 from vigie.services import Mosquitto
 
@@ -61,8 +61,9 @@ def cloud(tmp_path: Path) -> Iterator[Cloud]:
     c.close()
 
 
-def _config(tmp_path: Path, port: int) -> Any:
-    return routing(tmp_path, [{"site": "ehpad-1", "channel": "nurse_console"}],
+def _config(tmp_path: Path, port: int, language: str = "en") -> Any:
+    return routing(tmp_path, [{"site": "ehpad-1", "channel": "nurse_console",
+                               "language": language}],
                    mqtt={"host": "127.0.0.1", "port": port},
                    retry={"min_s": 1, "max_s": 10, "timeout_s": 1})
 
@@ -109,3 +110,21 @@ def test_broker_down_then_up_loses_nothing(broker: Mosquitto, cloud: Cloud,
         d.close()
         if console is not None:
             console.close()
+
+
+def test_french_console_gets_the_page_in_french(broker: Mosquitto, cloud: Cloud,
+                                                tmp_path: Path) -> None:
+    console = Console(broker.port, "ehpad-1")
+    d = dispatcher(cloud, _config(tmp_path, broker.port, language="fr"))
+    try:
+        cloud.raise_("p-1", "dm.hypoglycaemia", text=HYPO2)
+        cloud.clock.advance(30)
+        assert d.step() == 1
+        body = json.loads(console.next().payload)
+        assert body["language"] == "fr"
+        assert body["title"] == f"[Vigie] URGENTE : patient p-1, 1 alerte - {HYPO2_FR}"
+        [alert] = body["alerts"]
+        assert (alert["text"], alert["message"]) == (HYPO2_FR, HYPO2_EN)
+    finally:
+        d.close()
+        console.close()

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.alerting.notify_kit import Clock, Cloud, dispatcher, routing
+from tests.alerting.notify_kit import (
+    HYPO2,
+    HYPO2_EN,
+    HYPO2_FR,
+    Clock,
+    Cloud,
+    dispatcher,
+    routing,
+)
 from vigie.services import free_port
 
 pytestmark = pytest.mark.timeout(30)
@@ -82,7 +90,8 @@ def test_grouped_alerts_arrive_as_one_mail(cloud: Cloud, smtp: Smtp, tmp_path: P
     [(rcpts, mail)] = smtp.inbox.mails
     assert rcpts == ["ide@ehpad-1.test", "cadre@ehpad-1.test"]
     assert mail["From"] == "vigie@cloud.test"
-    assert mail["Subject"] == "[Vigie] URGENT: patient p-1, 2 alerts"
+    assert mail["Subject"] == ("[Vigie] URGENT: patient p-1, 2 alerts - "
+                               "dm.hypoglycaemia is urgent")
     text = mail.get_content()
     assert "dm.hypoglycaemia opened" in text and "hf.heart_rate opened" in text
     assert mail["Message-ID"] == f"<{mail['X-Vigie-Delivery']}@vigie.invalid>"
@@ -105,4 +114,95 @@ def test_smtp_down_then_up_loses_nothing(cloud: Cloud, smtp: Smtp, tmp_path: Pat
     assert d.step() == 1
     assert len(smtp.inbox.mails) == 1
     assert cloud.depth() == (0, 0)
+    d.close()
+
+
+def subject(mail: email.message.EmailMessage) -> str:
+    """The subject as a mail client shows it: a long one is folded onto the line after
+    "Subject:", and the parser keeps the folding space."""
+    return str(mail["Subject"]).strip()
+
+
+def _bilingual(tmp_path: Path, smtp: Smtp) -> Any:
+    """The same alerts to a French nurse and an English-speaking doctor (default language)."""
+    return routing(tmp_path, [
+        {"name": "ide", "site": "ehpad-1", "channel": "email", "to": ["ide@ehpad-1.test"],
+         "language": "fr"},
+        {"name": "doctor", "site": "ehpad-1", "channel": "email", "to": ["dr@ehpad-1.test"]}],
+        smtp={"host": "127.0.0.1", "port": smtp.port, "sender": "vigie@cloud.test"})
+
+
+def _mails(smtp: Smtp) -> dict[str, email.message.EmailMessage]:
+    return {rcpts[0]: mail for rcpts, mail in smtp.inbox.mails}
+
+
+def test_french_target_gets_french_mail_english_target_english(cloud: Cloud, smtp: Smtp,
+                                                               tmp_path: Path) -> None:
+    smtp.start()
+    d = dispatcher(cloud, _bilingual(tmp_path, smtp))
+    aid = cloud.raise_("p-1", "dm.hypoglycaemia", text=HYPO2)
+    cloud.clock.advance(30)
+    assert d.step() == 2
+    mails = _mails(smtp)
+    fr, en = mails["ide@ehpad-1.test"], mails["dr@ehpad-1.test"]
+
+    assert subject(fr) == f"[Vigie] URGENTE : patient p-1, 1 alerte - {HYPO2_FR}"
+    assert fr["Content-Language"] == "fr"
+    body = fr.get_content()
+    assert "Hypoglycémie de niveau 2" in body
+    assert body.splitlines() == [
+        "Patient p-1 (site ehpad-1)", "",
+        f"- [urgente] nouvelle alerte : {HYPO2_FR} (dm.hypoglycaemia)",
+        f"  mesure du 2026-03-01T07:00:00.000000Z, alerte n° {aid}", "",
+        f"Référence du message : {fr['X-Vigie-Delivery']}"]
+    assert "hypoglycaemia 48" not in body
+
+    assert subject(en) == f"[Vigie] URGENT: patient p-1, 1 alert - {HYPO2_EN}"
+    assert en["Content-Language"] == "en"
+    body = en.get_content()
+    assert f"- [urgent] dm.hypoglycaemia opened: {HYPO2_EN}" in body
+    assert f"measured 2026-03-01T07:00:00.000000Z, alert #{aid}" in body
+    assert "Hypoglycémie" not in body and "Hypoglycémie" not in subject(en)
+    assert cloud.depth() == (0, 0)
+    d.close()
+
+
+def test_alert_without_key_falls_back_to_its_english_message(cloud: Cloud, smtp: Smtp,
+                                                              tmp_path: Path) -> None:
+    """An alert stored before the catalogue (no key): French words around its English
+    message."""
+    smtp.start()
+    d = dispatcher(cloud, _bilingual(tmp_path, smtp))
+    cloud.raise_("p-1", "hf.heart_rate")
+    cloud.raise_("p-1", "dm.hypoglycaemia", text=HYPO2)
+    cloud.clock.advance(30)
+    assert d.step() == 2
+    fr = _mails(smtp)["ide@ehpad-1.test"]
+    assert subject(fr) == ("[Vigie] URGENTE : patient p-1, 2 alertes - "
+                             "hf.heart_rate is urgent")
+    body = fr.get_content()
+    assert "- [urgente] nouvelle alerte : hf.heart_rate is urgent (hf.heart_rate)" in body
+    assert f"- [urgente] nouvelle alerte : {HYPO2_FR} (dm.hypoglycaemia)" in body
+    d.close()
+
+
+def test_escalated_mail_in_french(cloud: Cloud, smtp: Smtp, tmp_path: Path) -> None:
+    smtp.start()
+    d = dispatcher(cloud, _bilingual(tmp_path, smtp))
+    cloud.raise_("p-1", "dm.hypoglycaemia", text=HYPO2)
+    cloud.clock.advance(30)
+    assert d.step() == 2
+    smtp.inbox.mails.clear()
+    cloud.clock.advance(15 * 60)
+    cloud.tick()  # not acknowledged within 15 minutes
+    cloud.clock.advance(30)
+    assert d.step() == 2
+    mails = _mails(smtp)
+    fr, en = mails["ide@ehpad-1.test"], mails["dr@ehpad-1.test"]
+    assert subject(fr) == f"[Vigie] URGENTE (RELANCE) : patient p-1, 1 alerte - {HYPO2_FR}"
+    assert ("- [urgente] non acquittée, relancée, niveau d'escalade 1 : "
+            f"{HYPO2_FR} (dm.hypoglycaemia)") in fr.get_content()
+    assert subject(en) == f"[Vigie] URGENT ESCALATED: patient p-1, 1 alert - {HYPO2_EN}"
+    assert (f"- [urgent] dm.hypoglycaemia escalated, escalation level 1: {HYPO2_EN}"
+            in en.get_content())
     d.close()

@@ -193,12 +193,14 @@ severities = ["urgent"]
 [[routes]]
 channel = "email"
 to = ["a@example.org"]
+language = "fr"
 """)
     config = load_routing(path)
     assert config.grouping.window_s == 10
     assert [r.name for r in config.routes] == ["0:webhook:ehpad-1", "1:email:*"]
     assert config.routes[0].secret == "from-a-file"
     assert "from-a-file" not in repr(config.routes[0])
+    assert [r.language for r in config.routes] == ["en", "fr"], "English unless told"
     after = config.escalation.after()
     assert after["urgent"] is not None and after["urgent"].total_seconds() == 300
     assert after["warning"] is None
@@ -212,6 +214,9 @@ to = ["a@example.org"]
     ({"channel": "pager"}, "channel"),
     ({"channel": "webhook", "url": "https://x", "secret": "s", "severities": ["bad"]},
      "severities"),
+    ({"channel": "email", "to": ["a@example.org"], "language": "de"},
+     r"routes\.0\.language: .*unknown language 'de' \(known: en, fr\)"),
+    ({"channel": "email", "to": ["a@example.org"], "language": "French"}, "unknown language"),
 ])
 def test_bad_routes_are_refused(tmp_path: Path, route: dict[str, object], error: str) -> None:
     with pytest.raises(RoutingError, match=error):

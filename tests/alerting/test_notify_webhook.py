@@ -10,7 +10,18 @@ import pytest
 
 from alerting.notify import sign, verify
 from alerting.notify.signing import DELIVERY_HEADER
-from tests.alerting.notify_kit import SECRET, Clock, Cloud, Receiver, dispatcher, routing, serve
+from tests.alerting.notify_kit import (
+    HYPO2,
+    HYPO2_EN,
+    HYPO2_FR,
+    SECRET,
+    Clock,
+    Cloud,
+    Receiver,
+    dispatcher,
+    routing,
+    serve,
+)
 from vigie.services import free_port
 
 pytestmark = pytest.mark.timeout(30)
@@ -55,6 +66,36 @@ def test_signed_message_verified_by_a_real_receiver(cloud: Cloud, tmp_path: Path
             (aid, "opened", "dm.hypoglycaemia")]
         assert hit.headers[DELIVERY_HEADER] == body["id"]
         assert cloud.depth() == (0, 0)
+        d.close()
+
+
+def test_french_route_carries_text_in_french_beside_the_english_fields(
+        cloud: Cloud, tmp_path: Path) -> None:
+    for receiver in serve(Receiver(free_port())):
+        d = dispatcher(cloud, routing(tmp_path, [
+            _webhook(receiver.url, name="fr", language="fr"), _webhook(receiver.url, name="en")]))
+        aid = cloud.raise_("p-1", "dm.hypoglycaemia", text=HYPO2)
+        old = cloud.raise_("p-1", "hf.heart_rate")  # stored without a key
+        cloud.clock.advance(30)
+        assert d.step() == 2
+        assert [h.valid for h in receiver.hits] == [True, True], "HMAC verified"
+        bodies = {h.json["language"]: h.json for h in receiver.delivered()}
+        fr, en = bodies["fr"], bodies["en"]
+        assert fr["title"] == f"[Vigie] URGENTE : patient p-1, 2 alertes - {HYPO2_FR}"
+        assert [(a["alert_id"], a["message"], a["message_key"], a["text"])
+                for a in fr["alerts"]] == [
+            (aid, HYPO2_EN, "dm.hypoglycaemia.level2", HYPO2_FR),
+            (old, "hf.heart_rate is urgent", None, "hf.heart_rate is urgent")]
+        assert en["title"] == f"[Vigie] URGENT: patient p-1, 2 alerts - {HYPO2_EN}"
+        assert [a["text"] for a in en["alerts"]] == [HYPO2_EN, "hf.heart_rate is urgent"]
+        unchanged = {"v", "id", "site", "patient", "created_at", "severity", "alerts"}
+        for body in (fr, en):
+            assert set(body) == unchanged | {"language", "title"}
+            assert (body["v"], body["patient"], body["severity"]) == (1, "p-1", "urgent")
+            assert [a["rule"] for a in body["alerts"]] == ["dm.hypoglycaemia", "hf.heart_rate"]
+            assert set(body["alerts"][0]) == {
+                "alert_id", "change", "rule", "severity", "category", "message", "value",
+                "time", "level", "late", "at", "reading", "message_key", "text"}
         d.close()
 
 
