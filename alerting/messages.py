@@ -265,27 +265,26 @@ class Text:
         return cls.of(key, out)
 
 
-def render(key: str, args: Mapping[str, Arg], lang: str = DEFAULT_LANGUAGE) -> str:
-    """The template of ``key`` in ``lang`` formatted with ``args``; raises MessageError."""
-    templates = CATALOGUE.get(key)
+def _format(table: Mapping[str, Mapping[str, str]], what: str, key: str,
+            args: Mapping[str, Arg], lang: str) -> str:
+    templates = table.get(key)
     if templates is None or lang not in templates:
-        raise MessageError(f"no {lang!r} text for {key!r}")
+        raise MessageError(f"no {lang!r} {what} for {key!r}")
     try:
         return _Formatter(lang).vformat(templates[lang], (), args)
     except (KeyError, IndexError, ValueError, TypeError) as exc:
         raise MessageError(f"{key!r} in {lang!r} with {dict(args)!r}: {exc!r}") from exc
 
 
+def render(key: str, args: Mapping[str, Arg], lang: str = DEFAULT_LANGUAGE) -> str:
+    """The template of ``key`` in ``lang`` formatted with ``args``; raises MessageError."""
+    return _format(CATALOGUE, "text", key, args, lang)
+
+
 def render_notice(key: str, lang: str = DEFAULT_LANGUAGE, /, **args: Arg) -> str:
     """The ``NOTICE`` template of ``key`` in ``lang`` formatted with ``args``; raises
     MessageError."""
-    templates = NOTICE.get(key)
-    if templates is None or lang not in templates:
-        raise MessageError(f"no {lang!r} notification text for {key!r}")
-    try:
-        return _Formatter(lang).vformat(templates[lang], (), args)
-    except (KeyError, IndexError, ValueError, TypeError) as exc:
-        raise MessageError(f"{key!r} in {lang!r} with {args!r}: {exc!r}") from exc
+    return _format(NOTICE, "notification text", key, args, lang)
 
 
 def render_or(text: Text | None, lang: str, fallback: str) -> str:
