@@ -20,8 +20,8 @@
     tls_cert = "client.crt"       #   against this CA; this gateway's certificate and key
     tls_key = "client.key"        #   (from `vigie pki gateway`); omit all three: plain MQTT
 
-    [[devices]]
-    id = "scale-1"
+    [[devices]]                   # the base: the cloud's device list overrides the patient
+    id = "scale-1"                #   of a device it names (gateway/assignments.py)
     patient = "p-001"             # omit for a shared device
     users = { "1" = "p-001" }     # multi-user scale: user index -> patient
     patients = { "A123" = "p-002" } # ASTM patient id -> patient
@@ -37,6 +37,7 @@
     host = "127.0.0.1"            #   (gateway/edge.py): the EHPAD's local broker, where the
     port = 1883                   #   nurse console listens (topic of [gateway] site)
     offline_after_s = 60          # page here once the cloud link is down this long
+    language = "fr"               # of the page's title and texts: en (default) | fr
     rules = ["dm.hypoglycaemia", "dm.urgent_low_soon", "hf.bp_systolic", "hf.heart_rate"]
     rules_file = "rules.toml"     # thresholds and patient settings, as for `vigie replay`
     db = "alarms.sqlite3"
@@ -50,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alerting.messages import DEFAULT_LANGUAGE, LANGUAGES
 from alerting.notify.config import MqttSettings
 from alerting.rules import default_rules
 from alerting.settings import AlertingError, RulesConfig, load_config
@@ -148,10 +150,14 @@ def _alarms(al: dict[str, Any] | None, gateway_id: str, site: str | None, base: 
     unknown = set(rules) - {r.id for r in default_rules()}
     if unknown:
         raise ValueError(f"[alarms] unknown rules {sorted(unknown)}")
+    language = al.get("language", DEFAULT_LANGUAGE)
+    if language not in LANGUAGES:
+        raise ValueError(f"[alarms] language: unknown language {language!r} "
+                         f"(known: {', '.join(LANGUAGES)})")
     return EdgeSettings(site=site, local_broker=broker, db=base / str(al.get("db",
                         "alarms.sqlite3")), rules=rules,
                         offline_after_s=float(al.get("offline_after_s", 60.0)),
-                        rules_config=rules_config)
+                        rules_config=rules_config, language=language)
 
 
 def _tls(mq: dict[str, Any], base: Path) -> dict[str, str | None]:

@@ -19,6 +19,13 @@ by PUBACK, retried with backoff until then), the alarm is sent to the cloud on
 that the cloud marks its own alert for the same event as already paged and does not page
 again. Alarms live in a small SQLite file until both steps are confirmed: a restart loses
 none.
+
+The page speaks the site's language (``[alarms] language``: ``en``, the default, or ``fr``),
+in the shape of the cloud's nurse console messages (``alerting.notify.message``): the fields
+of version 1 keep their meaning (English ``message``), ``language``, ``title`` and, per alert,
+``message_key`` and ``text`` (the alert in ``language``, rendered from the key and arguments
+the rule gave; kept with the alarm in the store). What the cloud is told
+(``vigie.contract.EdgeAlarm``) stays in English.
 """
 
 from __future__ import annotations
@@ -36,9 +43,11 @@ from pathlib import Path
 from typing import Any
 
 from alerting.engine import Engine
+from alerting.messages import DEFAULT_LANGUAGE, LANGUAGES, Text, render_or
 from alerting.notify.channels import ConfirmedPublisher
 from alerting.notify.config import MqttSettings
 from alerting.notify.errors import ChannelError
+from alerting.notify.message import say, word
 from alerting.rules import default_rules
 from alerting.seam import AlertSignal, Severity
 from alerting.settings import RulesConfig
@@ -73,10 +82,20 @@ class EdgeSettings:
     offline_after_s: float = 60.0
     rules_config: RulesConfig = field(default_factory=RulesConfig)
     retry_max_s: float = 30.0
+    language: str = DEFAULT_LANGUAGE  # of the page's ``title`` and ``text`` (LANGUAGES)
+
+    def __post_init__(self) -> None:
+        if self.language not in LANGUAGES:
+            raise ValueError(f"unknown language {self.language!r} "
+                             f"(known: {', '.join(LANGUAGES)})")
 
 
 class AlarmStore:
-    """Alarms waiting to be paged on site, then to be told to the cloud (SQLite, WAL)."""
+    """Alarms waiting to be paged on site, then to be told to the cloud (SQLite, WAL).
+
+    A row's ``body`` is ``EdgeAlarm.to_json()`` plus, when the rule gave one, ``text`` (key
+    and arguments, ``Text.to_json()``) to page in the site's language; rows stored before
+    have none and page with the English message."""
 
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
@@ -87,31 +106,38 @@ class AlarmStore:
             self._db.execute("CREATE TABLE IF NOT EXISTS alarms (id TEXT PRIMARY KEY, "
                              "body TEXT NOT NULL, paged_at TEXT, raised_at REAL NOT NULL)")
 
-    def add(self, alarm: EdgeAlarm) -> bool:
+    def add(self, alarm: EdgeAlarm, text: Text | None = None) -> bool:
+        body = alarm.to_json()
+        if text is not None:
+            body["text"] = text.to_json()
         with self._lock:
             cur = self._db.execute("INSERT OR IGNORE INTO alarms(id, body, raised_at) "
-                                   "VALUES (?,?,?)", (alarm.id, json.dumps(alarm.to_json()),
-                                                      time.time()))
+                                   "VALUES (?,?,?)", (alarm.id, json.dumps(body), time.time()))
             return cur.rowcount == 1
 
     def unpaged(self) -> list[EdgeAlarm]:
+        return [alarm for alarm, _ in self.to_page()]
+
+    def to_page(self) -> list[tuple[EdgeAlarm, Text | None]]:
+        """The alarms not paged yet, each with its text (None: stored without)."""
         return self._select("paged_at IS NULL")
 
     def paged(self) -> list[EdgeAlarm]:
-        return self._select("paged_at IS NOT NULL")
+        return [alarm for alarm, _ in self._select("paged_at IS NOT NULL")]
 
-    def _select(self, where: str) -> list[EdgeAlarm]:
+    def _select(self, where: str) -> list[tuple[EdgeAlarm, Text | None]]:
         with self._lock:
             rows = self._db.execute(f"SELECT body, paged_at FROM alarms WHERE {where} "
                                     "ORDER BY raised_at, id").fetchall()
         out = []
         for body, paged_at in rows:
-            alarm = EdgeAlarm.from_json(json.loads(body))
+            obj = json.loads(body)
+            alarm = EdgeAlarm.from_json(obj)
             if paged_at is not None:
                 alarm = EdgeAlarm(alarm.patient_id, alarm.rule, alarm.reading_id,
                                   alarm.severity, alarm.message, alarm.value,
                                   alarm.measured_at, parse_iso(paged_at))
-            out.append(alarm)
+            out.append((alarm, Text.from_json(obj.get("text"))))
         return out
 
     def mark_paged(self, alarm_id: str, at: datetime) -> None:
@@ -166,7 +192,7 @@ class EdgeAlarms:
             if self._offline_for() is None:
                 self.stats["left_to_cloud"] += 1  # the cloud gets the reading and pages
                 continue
-            if self.store.add(self._alarm(sig, sig.reading_id)):
+            if self.store.add(self._alarm(sig, sig.reading_id), sig.text):
                 log.warning("urgent alarm %s with the cloud unreachable", sig.rule)
 
     @staticmethod
@@ -189,17 +215,17 @@ class EdgeAlarms:
 
     def step(self) -> None:
         offline = self._offline_for()
-        for alarm in self.store.unpaged():
+        for alarm, text in self.store.to_page():
             if offline is None:
                 self.store.forget(alarm.id)  # the link is back in time: the cloud pages
                 self.stats["left_to_cloud"] += 1
             elif offline >= self.s.offline_after_s and time.monotonic() >= self._retry_at:
-                self._page(alarm)
+                self._page(alarm, text)
 
-    def _page(self, alarm: EdgeAlarm) -> None:
+    def _page(self, alarm: EdgeAlarm, text: Text | None = None) -> None:
         now = self._clock()
         try:
-            self._console.publish(self._topic, self._console_payload(alarm, now))
+            self._console.publish(self._topic, self._console_payload(alarm, now, text))
         except ChannelError as exc:
             self._attempt += 1
             delay = jittered(self._attempt, 0.5, self.s.retry_max_s, self._rng)
@@ -212,13 +238,22 @@ class EdgeAlarms:
         self.stats["paged"] += 1
         log.warning("paged the site's nurse console: %s", alarm.rule)
 
-    def _console_payload(self, alarm: EdgeAlarm, now: datetime) -> bytes:
-        """The cloud's message shape (``alerting.notify.message``), with the alarm id."""
+    def _console_payload(self, alarm: EdgeAlarm, now: datetime, text: Text | None = None
+                         ) -> bytes:
+        """The cloud's message shape (``alerting.notify.message``), with the alarm id, in
+        the site's language (module docstring)."""
+        lang = self.s.language
+        said = alarm.message if lang == DEFAULT_LANGUAGE else render_or(text, lang,
+                                                                         alarm.message)
+        title = say("notify.subject", lang,
+                    severity=word("severity", alarm.severity, lang).upper(), escalated="",
+                    patient=alarm.patient_id, n=1, headline=said)
         body = {"v": 1, "id": alarm.id, "site": self.s.site, "patient": alarm.patient_id,
                 "created_at": iso(now), "severity": alarm.severity,
-                "source": f"gateway:{self.gateway_id}",
+                "source": f"gateway:{self.gateway_id}", "language": lang, "title": title,
                 "alerts": [{"alarm_id": alarm.id, "change": "opened", "rule": alarm.rule,
                             "severity": alarm.severity, "message": alarm.message,
+                            "message_key": None if text is None else text.key, "text": said,
                             "value": alarm.value, "time": iso(alarm.measured_at), "level": 0,
                             "late": False, "at": iso(now), "reading": alarm.reading_id}]}
         return json.dumps(body, separators=(",", ":")).encode()

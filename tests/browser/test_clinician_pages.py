@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -32,6 +33,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 NURSE, NURSE_PASSWORD = "it-nurse", "browser tests only"
 PATIENT = "p-0101"
+DAY_ZONE = ZoneInfo("Europe/Paris")  # the cloud's default --day-zone
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 if shutil.which(CHROMIUM) is None:
@@ -73,7 +75,9 @@ def test_a_nurse_sees_acknowledges_reads_the_trend_and_attributes(
     add_user(cloud.db_url, NURSE, NURSE_PASSWORD, "nurse", "site-1")
     replay = tmp_path / "replay.jsonl"
     _replay(replay)
+    # a browser in another zone than the cloud's days: the charts follow the trend's day_zone
     ctx = browser.new_context(viewport={"width": 1180, "height": 820}, locale="fr-FR",
+                              timezone_id="America/New_York",
                               extra_http_headers={"Accept-Language": "fr-FR,fr;q=0.9"})
     page = ctx.new_page()
     page.set_default_timeout(20_000)
@@ -109,6 +113,19 @@ def test_a_nurse_sees_acknowledges_reads_the_trend_and_attributes(
     page.locator("#chart-glucose svg polyline").wait_for()
     assert page.locator("#alert-lane .pin").count() >= 1
     _shot(page, "04-patient-trend")
+    alerts = cloud.api.get(f"/patients/{PATIENT}/trend", params={"days": 1}).json()["alerts"]
+    local = [datetime.fromisoformat(a["time"]).astimezone(DAY_ZONE) for a in alerts]
+    for title in page.locator("#alert-lane .pin").evaluate_all("ps => ps.map(p => p.title)"):
+        assert any(f"{t:%d/%m/%Y}" in title and f"{t:%H:%M}" in title for t in local), title
+
+    page.goto(f"{base}/ui/patients/{PATIENT}?days=7")  # one tick per local midnight in Paris
+    page.locator("#chart-glucose svg polyline").wait_for()
+    ticks = page.locator("#chart-glucose text.day").evaluate_all(
+        "ts => ts.map(t => [t.dataset.t, t.textContent])")
+    assert 6 <= len(ticks) <= 8, ticks  # 7 but for a DST change
+    for at, label in ticks:
+        day = datetime.fromisoformat(at).astimezone(DAY_ZONE)
+        assert (f"{day:%H:%M}", label) == ("00:00", f"{day:%d/%m}"), (at, label)
 
     wait_for(lambda: len(cloud.api.get("/attribution").json()) == 2, 30, "unattributed")
     page.goto(f"{base}/ui/attribution")

@@ -123,6 +123,7 @@ secret = "{SECRET}"
         assert (body["patient"], alarm["rule"], alarm["severity"]) == ("p-edge", LOW, "urgent")
         assert body["id"] == alarm_id("p-edge", LOW, alarm["reading"])
         assert body["source"] == "gateway:gw-ehpad"
+        assert (body["language"], alarm["text"]) == ("en", alarm["message"])  # the default
 
         services.mosquitto.start()  # the link returns
         alert = wait_for(lambda: [a for a in cloud.api.get("/alerts").json()

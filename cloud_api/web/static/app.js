@@ -31,8 +31,8 @@ function el(tag, attrs = {}, ...kids) {
   return e;
 }
 const $ = (sel) => document.querySelector(sel);
-const fmtTime = (iso) => new Date(iso).toLocaleString(LANG === "fr" ? "fr-FR" : "en-GB",
-  { dateStyle: "short", timeStyle: "short" });
+const fmtTime = (iso, timeZone) => new Date(iso).toLocaleString( // timeZone: the browser's
+  LANG === "fr" ? "fr-FR" : "en-GB", { dateStyle: "short", timeStyle: "short", timeZone });
 function fmtAge(s) {
   if (s < 60) return `${s} ${t("ago_s")}`;
   if (s < 3600) return `${Math.floor(s / 60)} ${t("ago_m")}`;
@@ -356,6 +356,37 @@ function svg(tag, attrs = {}, ...kids) {
   return e;
 }
 const CH = { w: 900, h: 190, l: 48, r: 12, tp: 10, b: 24 };
+// The time axis speaks the local days of the trend's ``day_zone`` (IANA, e.g. Europe/Paris),
+// the days of its daily summaries, whatever the browser's own zone: ticks at local midnights.
+function dayZone(zone) {
+  try { new Intl.DateTimeFormat("en-GB", { timeZone: zone }); return zone; } catch { return "UTC"; }
+}
+function wallParts(ms, zone) { // the wall clock of an instant in the zone, as numbers
+  const parts = new Intl.DateTimeFormat("en-GB", { timeZone: zone, hourCycle: "h23",
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    second: "2-digit" }).formatToParts(ms);
+  const n = Object.fromEntries(parts.filter((q) => q.type !== "literal")
+    .map((q) => [q.type, Number(q.value)]));
+  return { y: n.year, m: n.month, d: n.day, wall: Date.UTC(n.year, n.month - 1, n.day,
+    n.hour, n.minute, n.second) };
+}
+function localMidnight(y, m, d, zone) { // the instant the local day starts, DST-proof: the
+  const wall = Date.UTC(y, m - 1, d); // offset is taken at the guess, then at the result;
+  let ms = wall - (wallParts(wall, zone).wall - wall); // where 00:00 is skipped (clocks
+  ms = wall - (wallParts(ms, zone).wall - ms); //       jump to 01:00) that day starts after
+  const early = wall - wallParts(ms, zone).wall; //     the jump
+  return early > 0 ? ms + early : ms;
+}
+function dayTicks(t0, t1, zone, step) { // local midnights in [t0, t1), every ``step`` days
+  const { y, m, d } = wallParts(t0, zone);
+  const ticks = [];
+  for (let k = 0; ; k += step) {
+    const day = new Date(Date.UTC(y, m - 1, d + k)); // calendar arithmetic, no zone
+    const ms = localMidnight(day.getUTCFullYear(), day.getUTCMonth() + 1, day.getUTCDate(), zone);
+    if (ms >= t1) return ticks;
+    if (ms >= t0) ticks.push(new Date(ms).toISOString());
+  }
+}
 function chart(title, axis, opts) {
   // opts: { lines: [{pts, color, label}], bands: [{pts:[{t,low,high}], color}],
   //         hband: [lo, hi, color], alerts, fixed: [ymin, ymax] }
@@ -383,9 +414,9 @@ function chart(title, axis, opts) {
   }
   for (const tick of axis.ticks) {
     g.append(svg("line", { x1: x(tick), x2: x(tick), y1: CH.tp, y2: CH.h - CH.b, class: "grid" }),
-      svg("text", { x: x(tick), y: CH.h - 6, class: "tick", "text-anchor": "middle" },
-        new Date(tick).toLocaleDateString(LANG === "fr" ? "fr-FR" : "en-GB",
-          { day: "2-digit", month: "2-digit" })));
+      svg("text", { x: x(tick), y: CH.h - 6, class: "tick day", "text-anchor": "middle",
+        "data-t": tick }, new Date(tick).toLocaleDateString(LANG === "fr" ? "fr-FR" : "en-GB",
+        { day: "2-digit", month: "2-digit", timeZone: axis.zone })));
   }
   for (const b of opts.bands || []) {
     if (!b.pts.length) continue;
@@ -397,7 +428,7 @@ function chart(title, axis, opts) {
   for (const a of opts.alerts || []) {
     g.append(svg("line", { x1: x(a.time), x2: x(a.time), y1: CH.tp, y2: CH.h - CH.b,
       stroke: SEV_COLOR[a.severity] || "#555", class: "alert-mark" },
-    svg("title", {}, `${a.rule}: ${alertText(a)}`)));
+    svg("title", {}, `${fmtTime(a.time, axis.zone)} ${a.rule}: ${alertText(a)}`)));
   }
   for (const ln of opts.lines || []) {
     if (ln.pts.some((p) => p.n > 1)) {
@@ -444,7 +475,8 @@ function alertLane(alerts, axis) {
   return el("figure", { class: "card lane", id: "alert-lane" }, el("figcaption", {}, t("alerts_axis")),
     el("div", { class: "lane-track" }, alerts.map((a) => el("span", {
       class: `pin sev-${a.severity}`, style: `left:calc(${CH.l / CH.w * 100}% + ${x(a.time)} * ` +
-        `${(CH.w - CH.l - CH.r) / CH.w} * 1%)`, title: `${fmtTime(a.time)} ${a.rule}: ${alertText(a)}`,
+        `${(CH.w - CH.l - CH.r) / CH.w} * 1%)`,
+      title: `${fmtTime(a.time, axis.zone)} ${a.rule}: ${alertText(a)}`,
     }, "▲"))));
 }
 async function patientPage() {
@@ -455,12 +487,8 @@ async function patientPage() {
     api(`/patients/${encodeURIComponent(pid)}/trend?days=${days}`)]);
   const t0 = new Date(data.start).getTime(), t1 = new Date(data.end).getTime();
   const step = (t1 - t0) / 86400000 > 30 ? 7 : (t1 - t0) / 86400000 > 10 ? 2 : 1;
-  const ticks = [];
-  for (let d = new Date(data.start); d.getTime() < t1; d.setUTCDate(d.getUTCDate() + step)) {
-    const m = new Date(d); m.setUTCHours(0, 0, 0, 0);
-    if (m.getTime() >= t0) ticks.push(m.toISOString());
-  }
-  const axis = { t0, t1, ticks };
+  const zone = dayZone(data.day_zone);
+  const axis = { t0, t1, zone, ticks: dayTicks(t0, t1, zone, step) };
   const s = data.series;
   const note = data.interval_s ? `${t("downsampled")} ${fmtAge(data.interval_s)}` : t("raw");
   main.append(el("section", { class: "patient-head" },
