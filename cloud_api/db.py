@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -296,6 +297,19 @@ class Device(Base):
     shared: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class GatewayConfig(Base):
+    """Version of a gateway's device list (``cloud_api.gateway_config``; a table of its own:
+    ``create_all`` adds tables to an existing database, never columns). ``version`` grows in
+    the transaction of every device change touching the gateway; the ingest worker publishes
+    the list (retained, QoS 1) and sets ``published_version`` once the broker acknowledged."""
+
+    __tablename__ = "gateway_config"
+    gateway_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)  # milliseconds: 64 bits
+    published_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 def make_engine(url: str) -> Engine:

@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.seam import Clocked, Configurable, Evaluator, Prepares
@@ -41,6 +42,7 @@ from cloud_api.alerts import (
 )
 from cloud_api.db import Gateway, Quarantine
 from cloud_api.errors import ConfigError, StoreRejected, StoreUnavailable
+from cloud_api.gateway_config import ConfigPublisher
 from cloud_api.influx import TimeSeriesStore
 from cloud_api.points import to_line
 from cloud_api.profiles import ProfileSync
@@ -134,7 +136,8 @@ class Ingest:
                  share_group: str | None = None, max_messages: int = 100,
                  tls: MqttTls | None = None, clocked: Clocked | None = None,
                  tick_s: float = 10.0, lifecycle: LifecyclePolicy | None = None,
-                 on_alert_change: AlertHook | None = None) -> None:
+                 on_alert_change: AlertHook | None = None,
+                 publish_device_lists: bool = True) -> None:
         self.lifecycle = lifecycle  # escalation and snooze expiry, on the tick (None: defaults)
         self.on_alert_change = on_alert_change  # notification outbox (None: no notifications)
         self.store = store
@@ -157,6 +160,9 @@ class Ingest:
         self._live: LiveIndex | None = None
         self._sites: dict[str, str | None] = {}  # patients registered: id -> site seen
         self._profiles: ProfileSync | None = None
+        # device lists pushed to gateways (cloud_api.gateway_config): one worker only
+        self.device_lists = (ConfigPublisher(sessions, self.client) if publish_device_lists
+                             else None)
 
     def _make_client(self, client_id: str) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -225,8 +231,17 @@ class Ingest:
                     self.process(batch, stop)
                 elif self._tick_due():
                     self._record(_Work())  # silence rules fire even when nothing arrives
+                self._publish_device_lists()
         finally:
             self.stop()
+
+    def _publish_device_lists(self) -> None:
+        if self.device_lists is None:
+            return
+        try:
+            self.device_lists.step(self.stats.connected)
+        except SQLAlchemyError as exc:  # a locked database: next poll; never stop ingest
+            log.warning("device lists not published this round: %s", exc)
 
     def _take(self, timeout: float) -> list[mqtt.MQTTMessage]:
         try:

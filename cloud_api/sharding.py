@@ -268,7 +268,8 @@ class IntakeWorker(_RetryRecord):
 
     def __init__(self, store: TimeSeriesStore, sessions: sessionmaker[Session], host: str,
                  port: int, *, shards: int = DEFAULT_SHARDS, **kw: Any) -> None:
-        super().__init__(store, sessions, _NoRules(), host, port, clocked=None, **kw)
+        super().__init__(store, sessions, _NoRules(), host, port, clocked=None,
+                         publish_device_lists=False, **kw)  # shard 0's owner does
         self.shards = check_count(shards)
         self.stats.extra.update(role="intake", shards=self.shards)
 
@@ -320,7 +321,9 @@ class ShardWorker(_RetryRecord):
                  shards: int = DEFAULT_SHARDS, **kw: Any) -> None:
         self._engine_factory = engine_factory
         engine = engine_factory()
-        super().__init__(store, sessions, engine, host, port, clocked=engine, **kw)
+        # the owner of shard 0 (exactly one process) pushes device lists to gateways
+        super().__init__(store, sessions, engine, host, port, clocked=engine,
+                         publish_device_lists=0 in owned, **kw)
         self.shards = check_count(shards)
         self.owned = tuple(owned)
         # status messages too: heartbeats feed the silence rules of every worker

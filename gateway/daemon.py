@@ -16,6 +16,7 @@ import signal
 import threading
 from pathlib import Path
 
+from gateway.assignments import DeviceAssignments, assignments_path
 from gateway.config import GatewayConfig, load
 from gateway.edge import EdgeAlarms
 from gateway.errors import ConfigError, GatewayError, OutboxError
@@ -27,6 +28,7 @@ from gateway.sources.ble import BleSource
 from gateway.sources.replay import ReplaySource
 from gateway.sources.serial import SerialSource
 from gateway.sources.sim import SimSource
+from vigie.contract import devices_config_topic
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,12 @@ class Gateway:
                              ballast_bytes=config.outbox_reserve_bytes)
         self.intake = Intake(config.gateway_id, self.outbox, config.devices)
         self.publisher = Publisher(config.gateway_id, self.outbox, config.mqtt)
+        # device assignments from the cloud over the TOML's devices, kept across restarts
+        self.assignments = DeviceAssignments(config.gateway_id, config.devices, self.intake,
+                                             assignments_path(config.outbox))
+        self.assignments.load()
+        self.publisher.subscribe(devices_config_topic(config.gateway_id),
+                                 self.assignments.receive)
         self.sources = [make_source(s) for s in config.sources]
         self._stop = threading.Event()
         self.alarms: EdgeAlarms | None = None

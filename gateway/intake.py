@@ -63,6 +63,12 @@ class Intake:
     def profile(self, device_id: str) -> DeviceProfile:
         return self.devices.get(device_id) or DeviceProfile(check_id(device_id, "device"))
 
+    def replace_devices(self, devices: Mapping[str, DeviceProfile]) -> None:
+        """Swap in a new device mapping (``gateway.assignments``, from the publisher's
+        thread). One reference assignment: a source sees the old mapping or the new one,
+        never a mix, and needs no lock; the mapping given is copied, never mutated."""
+        self.devices = dict(devices)
+
     def take(self, device_id: str, observations: Sequence[Observation],
              cursor: tuple[str, str] | None = None) -> list[Reading]:
         return self.take_many([(device_id, obs) for obs in observations], cursor)
@@ -71,7 +77,10 @@ class Intake:
                   cursor: tuple[str, str] | None = None) -> list[Reading]:
         """Like ``take`` for observations of several devices, in one transaction."""
         received = self._clock()
-        drafts = [self._draft(self.profile(dev), obs, received) for dev, obs in items]
+        known = self.devices  # one mapping for the whole call (it may be replaced meanwhile)
+        drafts = [self._draft(known.get(dev) or DeviceProfile(check_id(dev, "device")), obs,
+                              received)
+                  for dev, obs in items]
         devices = ", ".join(sorted({dev for dev, _ in items}))
         try:
             taken = self.outbox.put(drafts, cursor)

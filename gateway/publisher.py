@@ -10,6 +10,11 @@ fleet of gateways does not hammer a broker that just came back.
 Feeds (``add_feed``) publish other durable messages on the same connection, before any
 batch (the edge alarms a gateway paged on site must reach the cloud before the readings
 that raised them); a feed forgets a message when its PUBACK arrives.
+
+Subscriptions (``subscribe``) go the other way: after each connection the publisher
+subscribes (QoS 1) to the topics given, such as the device list the cloud publishes for this
+gateway (``gateway.assignments``), and calls the handler with each message's payload on this
+thread; the PUBACK goes out once the handler returned. A handler that raises is logged.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -97,12 +103,18 @@ class Publisher:
         self._feeds: list[Feed] = []
         self._feed_inflight: dict[int, tuple[Feed, str, float]] = {}
         self._feed_retry_after = 0.0
+        self._handlers: dict[str, Callable[[bytes], None]] = {}
         self.offline_since: float | None = time.monotonic()  # None while connected
         self.failure: Exception | None = None  # why run() ended early, if it did
         self.client = self._make_client()
 
     def add_feed(self, feed: Feed) -> None:
         self._feeds.append(feed)
+
+    def subscribe(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Subscribe to ``topic`` (no wildcards) at every connection; ``handler`` gets each
+        payload on the publisher's thread. Call before ``run``."""
+        self._handlers[topic] = handler
 
     def offline_for(self) -> float | None:
         """Seconds since the link to the broker was lost (or since start, before the first
@@ -125,6 +137,8 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _status_payload(self, state: str) -> bytes:
@@ -145,6 +159,24 @@ class Publisher:
         log.info("connected to broker %s:%d (session present: %s)", self.s.host, self.s.port,
                  getattr(flags, "session_present", "?"))
         self._heartbeat(force=True)
+        if self._handlers:
+            client.subscribe([(topic, 1) for topic in self._handlers])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
+                      codes: list[ReasonCode], props: Properties | None) -> None:
+        failed = [c for c in codes if c.is_failure]
+        if failed:
+            log.error("broker refused a subscription of %s: %s", sorted(self._handlers), failed)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        handler = self._handlers.get(msg.topic)
+        if handler is None:
+            log.warning("message on unexpected topic %s ignored", msg.topic)
+            return
+        try:
+            handler(bytes(msg.payload))
+        except Exception:  # a handler bug must never stop the readings flowing
+            log.exception("handling a message on %s failed", msg.topic)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
                        props: Properties | None) -> None:

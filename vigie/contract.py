@@ -483,3 +483,78 @@ def to_canonical(kind: Kind, value: float | None, unit: str
     if factor is None:
         raise ContractError(f"cannot convert {kind} from {unit!r} to {canonical!r}")
     return (None if value is None else value * factor), canonical, value, unit
+
+
+# -- device assignments: cloud -> gateway ----------------------------------------------------
+
+def devices_config_topic(gateway_id: str) -> str:
+    """Where the cloud publishes a gateway's device list (retained, QoS 1); the broker ACL
+    lets only that gateway read ``.../gateways/<id>/config/#`` and only services write it."""
+    return f"{TOPIC_PREFIX}/gateways/{check_id(gateway_id, 'gateway')}/config/devices"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAssignment:
+    """What the cloud's registry says about one device paired to a gateway: its patient, or
+    shared (attributed on the gateway by user index or patient reference), or neither."""
+
+    device_id: str
+    patient_id: str | None = None
+    shared: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.device_id, "patient": self.patient_id, "shared": self.shared}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> DeviceAssignment:
+        if not isinstance(obj, dict):
+            raise ContractError("a device must be a JSON object")
+        patient = _opt_str(obj, "patient")
+        shared = obj.get("shared", False)
+        if not isinstance(shared, bool):
+            raise ContractError(f"field 'shared' must be a boolean, got {shared!r}")
+        if shared and patient is not None:
+            raise ContractError("a device is either a patient's or shared, not both")
+        return cls(check_id(_req_str(obj, "id"), "device"),
+                   None if patient is None else check_id(patient, "patient"), shared)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayDevices:
+    """The payload of ``devices_config_topic``: the full device list of one gateway, at a
+    version that only grows (a gateway ignores a version older than the one it applied):
+    ``{"v": 1, "gateway": ..., "version": N, "devices": [DeviceAssignment.to_json(), ...]}``."""
+
+    gateway_id: str
+    version: int
+    devices: tuple[DeviceAssignment, ...] = ()
+
+    def encode(self) -> bytes:
+        body = {"v": SCHEMA_VERSION, "gateway": self.gateway_id, "version": self.version,
+                "devices": [d.to_json() for d in self.devices]}
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode_gateway_devices(payload: bytes, topic_gateway: str) -> GatewayDevices:
+    """Parse and validate a device list; raises ContractError on anything malformed."""
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ContractError(f"payload is not JSON: {exc}") from exc
+    if not isinstance(body, dict) or type(body.get("v")) is not int \
+            or body["v"] != SCHEMA_VERSION:
+        raise ContractError("devices payload must be an object with v = 1")
+    if body.get("gateway") != topic_gateway:
+        raise ContractError(f"payload gateway {body.get('gateway')!r} does not match "
+                            f"{topic_gateway!r}")
+    version = body.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ContractError(f"field 'version' must be a non-negative integer, got {version!r}")
+    raw = body.get("devices")
+    if not isinstance(raw, list):
+        raise ContractError("field 'devices' must be a list")
+    devices = tuple(DeviceAssignment.from_json(d) for d in raw)
+    ids = [d.device_id for d in devices]
+    if len(set(ids)) != len(ids):
+        raise ContractError("a device is listed twice")
+    return GatewayDevices(check_id(topic_gateway, "gateway"), version, devices)

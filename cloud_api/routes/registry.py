@@ -26,7 +26,7 @@ from alerting.settings import (
     SettingsError,
     check_config,
 )
-from cloud_api import audit
+from cloud_api import audit, gateway_config
 from cloud_api.alerts import LIVE_STATES
 from cloud_api.db import Alert, CareSite, Device, Gateway, Patient, PatientProfile, Stream
 from cloud_api.routes.deps import (
@@ -395,6 +395,7 @@ def add_device(ctx: Ctx, who: Staff, body: DeviceIn) -> DeviceOut:
                         updated_at=now_utc(), updated_by=who.username)
         session.add(device)
         session.flush()
+        gateway_config.bump(session, [device.gateway_id])  # pushed to the gateway
         return _device_out(session, device)
 
 
@@ -411,6 +412,7 @@ def change_device(ctx: Ctx, who: Staff, device_id: DeviceId, body: DeviceChange)
         note.site = device.site_id
         note.detail["previous_patient"] = device.patient_id
         _check_links(session, who, device.site_id, body.gateway, body.patient, body.shared)
+        gateway_config.bump(session, [device.gateway_id, body.gateway])  # old and new
         device.gateway_id, device.patient_id = body.gateway, body.patient
         device.shared, device.updated_at, device.updated_by = body.shared, now_utc(), who.username
         return _device_out(session, device)
