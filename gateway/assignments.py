@@ -114,13 +114,20 @@ class DeviceAssignments:
         before = self.intake.devices
         was_shared = {d.device_id for d in self.current.devices if d.shared} \
             if self.current else set()
-        after = merge(self.base, devices)
-        for device, profile in after.items():  # a clock offset measured meanwhile (BLE) stays
-            known = before.get(device)
-            if known is not None and known.clock_offset_s != profile.clock_offset_s:
-                after[device] = replace(profile, clock_offset_s=known.clock_offset_s)
         now_shared = {d.device_id for d in devices.devices if d.shared}
-        self.intake.replace_devices(after)
+
+        def change(current: dict[str, DeviceProfile]) -> dict[str, DeviceProfile]:
+            nonlocal before
+            before = current
+            after = merge(self.base, devices)
+            for device, profile in after.items():  # a clock offset measured (BLE) stays
+                known = current.get(device)
+                if known is not None and known.clock_offset_s != profile.clock_offset_s:
+                    after[device] = replace(profile, clock_offset_s=known.clock_offset_s)
+            return after
+
+        self.intake.update_devices(change)
+        after = self.intake.devices
         self.current = devices
         for device in sorted(set(before) | set(after)):
             old = _describe(before.get(device), device in was_shared)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from gateway.errors import OutboxFull
@@ -49,6 +49,7 @@ class Intake:
         self._wake: list[Callable[[], None]] = []
         self._watchers: list[Callable[[Sequence[Reading]], None]] = []
         self._lock = threading.Lock()
+        self._devices_lock = threading.Lock()
         self.refused = 0
 
     def on_taken(self, callback: Callable[[], None]) -> None:
@@ -64,10 +65,23 @@ class Intake:
         return self.devices.get(device_id) or DeviceProfile(check_id(device_id, "device"))
 
     def replace_devices(self, devices: Mapping[str, DeviceProfile]) -> None:
-        """Swap in a new device mapping (``gateway.assignments``, from the publisher's
-        thread). One reference assignment: a source sees the old mapping or the new one,
-        never a mix, and needs no lock; the mapping given is copied, never mutated."""
-        self.devices = dict(devices)
+        """Swap in a new device mapping. One reference assignment: a source sees the old
+        mapping or the new one, never a mix, and needs no lock to read it."""
+        self.update_devices(lambda _: devices)
+
+    def update_devices(self, change: Callable[[dict[str, DeviceProfile]],
+                                              Mapping[str, DeviceProfile]]) -> None:
+        """Copy, change, swap, under one lock: the cloud's device lists (publisher thread)
+        and a clock offset measured over Bluetooth (a source) never overwrite each other."""
+        with self._devices_lock:
+            self.devices = dict(change(dict(self.devices)))
+
+    def set_clock_offset(self, device_id: str, offset_s: float) -> None:
+        """A device clock offset measured while running, for the readings after it."""
+        self.update_devices(lambda devices: {
+            **devices, device_id: replace(devices.get(device_id)
+                                          or DeviceProfile(check_id(device_id, "device")),
+                                          clock_offset_s=offset_s)})
 
     def take(self, device_id: str, observations: Sequence[Observation],
              cursor: tuple[str, str] | None = None) -> list[Reading]:

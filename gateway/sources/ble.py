@@ -172,4 +172,4 @@ class _IntakeSink:
             return
         log.info("%s: device clock offset measured %+.0f s (was %+.0f s)", device.device_id,
                  offset, profile.clock_offset_s)
-        self.intake.devices[device.device_id] = replace(profile, clock_offset_s=offset)
+        self.intake.set_clock_offset(device.device_id, offset)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -55,7 +54,7 @@ def test_cloud_list_overrides_the_toml_and_keeps_its_clock_fields(
     assert assignments_path(tmp_path / "outbox.sqlite3").name == "outbox.devices.json"
 
     caplog.clear()
-    intake.devices["scale-1"] = replace(intake.profile("scale-1"), clock_offset_s=-30.0)  # BLE
+    intake.set_clock_offset("scale-1", -30.0)  # measured over Bluetooth meanwhile
     dl.receive(_list(2, DeviceAssignment("scale-1", None, shared=True)))
     assert intake.profile("scale-1").patient_id is None
     assert intake.profile("scale-1").clock_offset_s == -30.0, "a measured offset stays"
