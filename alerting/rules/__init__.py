@@ -10,7 +10,7 @@
 | hf.bp_systolic, hf.heart_rate | hf_vitals | warning, urgent | TELBIL 2011; BEAT-HF 2014 |
 | hf.bp_diastolic, hf.spo2 | hf_vitals | warning | TELBIL 2011 |
 | hf.nt_probnp_rise | hf_biology | warning | > 30% rise (verify) |
-| nutrition.weight_loss | nutrition | info, warning | HAS 2021, age >= 70 |
+| nutrition.weight_loss | nutrition | info, warning | HAS 2021, residents aged >= 70 |
 | dm.hypoglycaemia | dm_glucose | warning, urgent | Battelino 2019: < 70 / < 54 mg/dL |
 | dm.hyperglycaemia | dm_glucose | warning | Battelino 2019: > 250 mg/dL |
 | dm.hyper_sustained | dm_glucose | warning | > 250 mg/dL for 2 h |

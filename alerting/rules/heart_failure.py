@@ -359,10 +359,12 @@ class UndernutritionParams(RuleParams):
 
 class Undernutrition(Rule[UndernutritionParams]):
     """Weight loss >= 5% in 1 month or >= 10% in 6 months (severe: >= 10% / >= 15%) for
-    patients aged 70+ (residents of nursing homes foremost).
+    nursing-home residents aged 70+ (``resident`` in the patient's settings).
 
     Source: HAS 2021 undernutrition criteria for people aged 70 and over. The current weight
     is the mean of the last 7 days; the usual weight the mean of the week 1 or 6 months ago.
+    Residents only: at home, a heart-failure patient's loss of a few kilograms is mostly the
+    fluid a diuretic removed, which this rule would call undernutrition.
     """
 
     id = "nutrition.weight_loss"
@@ -374,7 +376,7 @@ class Undernutrition(Rule[UndernutritionParams]):
     MONTH: ClassVar[float] = 30 * DAY
 
     def applies(self, settings: PatientSettings) -> bool:
-        return settings.age is not None  # the age bound itself is a parameter (min_age)
+        return settings.resident and settings.age is not None  # age bound: min_age
 
     def lookback(self, params: UndernutritionParams) -> float:
         return 6 * self.MONTH + 7 * DAY

@@ -82,9 +82,13 @@ def test_undernutrition_one_month(pct: float, severity: Severity | None) -> None
     assert (hits[-1].severity if hits else None) is severity
 
 
-def test_undernutrition_only_from_70() -> None:
-    assert not raised(feed(engine(age=69), weights(_loss_series(12))), "nutrition.weight_loss")
-    assert not raised(feed(engine(), weights(_loss_series(12))), "nutrition.weight_loss")
+def test_undernutrition_only_for_residents_from_70() -> None:
+    loss = weights(_loss_series(12))
+    assert raised(feed(engine(age=70, resident=True), loss), "nutrition.weight_loss")
+    assert not raised(feed(engine(age=69, resident=True), loss), "nutrition.weight_loss")
+    assert not raised(feed(engine(resident=True), loss), "nutrition.weight_loss")
+    # at home, the same loss is mostly a diuretic's work on a heart-failure patient
+    assert not raised(feed(engine(age=82), loss), "nutrition.weight_loss")
 
 
 def test_weight_rules_do_not_apply_to_diabetes_only_patients() -> None:
