@@ -63,7 +63,6 @@ def test_versions_only_grow_even_from_a_restored_database(api: Api) -> None:
 
 @dataclass
 class _Info:
-    mid: int = 0
     rc: MQTTErrorCode = MQTTErrorCode.MQTT_ERR_SUCCESS
     acked: bool = False
 
@@ -76,7 +75,7 @@ class _Client:
     sent: list[tuple[str, bytes, int, bool, _Info]] = field(default_factory=list)
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> _Info:
-        info = _Info(mid=len(self.sent) + 1)
+        info = _Info()
         self.sent.append((topic, payload, qos, retain, info))
         return info
 
@@ -128,28 +127,3 @@ def test_a_change_made_meanwhile_is_published_after(api: Api) -> None:
     assert len(client.sent) == 2
     latest = decode_gateway_devices(client.sent[1][1], "gw-alpha")
     assert latest.version == v2 and latest.devices[0].patient_id is None
-
-
-def test_a_list_the_broker_refuses_is_not_marked_published(api: Api) -> None:
-    """A PUBACK with a failure code (the service's ACL, say) is still "published" for paho:
-    the worker's on_publish tells the publisher, which logs it and tries again later."""
-    nurse = api.token("nurse-alpha")
-    api.client.put(f"/devices/{api.alpha.device}", headers=nurse,
-                   json={"gateway": "gw-alpha", "shared": True})
-    client = _Client()
-    pub = ConfigPublisher(api.ctx.sessions, client)  # type: ignore[arg-type]
-    _step(pub)
-    (v1, _), = _versions(api).values()
-    info = client.sent[0][4]
-    assert pub.tracks(info.mid) and not pub.tracks(info.mid + 1)
-    pub.refused.add(info.mid)  # what Ingest._on_publish does for a failure reason code
-    info.acked = True
-    _step(pub)
-    assert _versions(api) == {"gw-alpha": (v1, 0)}, "refused: not published"
-    assert len(client.sent) == 1, "held back, not republished at once"
-    pub._hold = {g: 0.0 for g in pub._hold}  # the hold has passed
-    _step(pub)
-    assert len(client.sent) == 2
-    client.sent[1][4].acked = True
-    _step(pub)
-    assert _versions(api) == {"gw-alpha": (v1, v1)}
