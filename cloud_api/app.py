@@ -11,7 +11,6 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,10 +27,9 @@ from cloud_api.db import make_engine, make_sessions
 from cloud_api.errors import CloudError, ConfigError, StoreUnavailable
 from cloud_api.influx import InfluxV1, InfluxV2, connect_store
 from cloud_api.ingest import Ingest, MqttTls
-from cloud_api.queries import HistoryLoader, StoredValue
+from cloud_api.queries import HistoryLoader
 from cloud_api.security import TokenIssuer, default_secret_path, load_secret
 from cloud_api.series import DAY_ZONE, day_zone
-from vigie.contract import Kind
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +119,8 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
     store = _connect_store(s)
     sessions = make_sessions(make_engine(s.db_url))
 
+    # The loader itself, not a wrapper: the engine batches warm-ups through its prefetch.
     history = HistoryLoader(store)
-
-    def load(patient: str, kind: Kind, start: datetime, end: datetime) -> list[StoredValue]:
-        return history(patient, str(kind), start, end)
 
     ingest = None
     if s.ingest:
@@ -135,7 +131,7 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
             "lifecycle": _lifecycle(routing),
             "on_alert_change": None if routing is None else notifications.enqueue}
         if s.role == "all":
-            engine = Engine(_rules(s.rules_file), history_loader=load)
+            engine = Engine(_rules(s.rules_file), history_loader=history)
             ingest = Ingest(store, sessions, engine, host, port, client_id=s.client_id,
                             share_group=s.share_group, tls=tls, clocked=engine, **hooks)
         else:  # scale-out: docs/scaling.md
@@ -145,7 +141,7 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
             ingest = scale_out_worker(
                 s.role, store, s.db_url, host, port, shards=s.shards, owns=s.owns,
                 client_id=s.client_id, share_group=s.share_group, tls=tls,
-                engine_factory=lambda: Engine(rules, history_loader=load), **hooks)
+                engine_factory=lambda: Engine(rules, history_loader=history), **hooks)
 
     def status() -> dict[str, Any]:
         if ingest is None:

@@ -4,11 +4,13 @@ time costs one query, and what each patient had before its batch is still found.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from alerting.engine import Engine
-from cloud_api.influx import InfluxV1
+from cloud_api.app import CloudSettings, build
+from cloud_api.influx import InfluxV1, TimeSeriesStore
 from cloud_api.points import to_line
 from cloud_api.queries import HistoryLoader
 from tests.alerting.alerting_kit import reading
@@ -52,3 +54,34 @@ def test_a_batch_of_new_patients_warms_up_in_one_query(services: Services) -> No
     lows = sum(48.0 + i < 70 for i in range(150))  # level 1 and 2 hypoglycaemias
     assert sum(s.rule == "dm.hypoglycaemia" for s in signals) == lows
     store.close()
+
+
+def _influx_queries(store: TimeSeriesStore) -> int:
+    """Queries InfluxDB itself has served so far (its own httpd statistics)."""
+    total = 0
+    for series in store.query("SHOW STATS FOR 'httpd'"):
+        columns = list(series["columns"])
+        total += int(series["values"][0][columns.index("queryReq")])
+    return total
+
+
+@pytest.mark.parametrize("role", ["all", "shard"])
+def test_the_cloud_gives_its_engine_the_batched_loader(
+        services: Services, tmp_path: Path, role: str) -> None:
+    """The engine of ``vigie cloud run`` (single process and shard worker) warms a batch of
+    new patients up in one query per hundred, counted by InfluxDB itself. Before, the cloud
+    wrapped the loader in a function without ``prefetch``: one query per patient."""
+    ctx, ingest = build(CloudSettings(mqtt=services.mqtt, influx_url=services.influx.url,
+                                      influx_db="warmup_app", role=role,
+                                      db_url=f"sqlite:///{tmp_path / 'cloud.sqlite3'}"))
+    assert ingest is not None and isinstance(ingest.evaluator, Engine)
+    batch = [reading(Kind.GLUCOSE, 110.0, NOW, pid=f"p-{role}-{i}") for i in range(150)]
+    ctx.store.write([to_line(r, "site-1") for r in batch])
+    before = _influx_queries(ctx.store)
+    ingest.evaluator.prepare(batch)
+    for r in batch:
+        ingest.evaluator.evaluate(r)
+    # two prefetches (150 patients, a hundred per query) and the second SHOW STATS
+    assert _influx_queries(ctx.store) - before == 3
+    ctx.store.close()
+    ctx.sessions.kw["bind"].dispose()
