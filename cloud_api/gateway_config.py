@@ -78,12 +78,20 @@ class ConfigPublisher:
     """Publishes pending device lists on the worker's paho client; never blocks for long
     (one SQL query per ``POLL_S``, PUBACKs checked on the next steps)."""
 
-    def __init__(self, sessions: sessionmaker[Session], client: mqtt.Client) -> None:
+    def __init__(self, sessions: sessionmaker[Session], client: mqtt.Client,
+                 refused: set[int] | None = None) -> None:
         self.sessions = sessions
         self.client = client
+        # mids the broker answered with a failure reason code (the client's on_publish)
+        self.refused: set[int] = set() if refused is None else refused
         self._inflight: dict[str, _InFlight] = {}
+        self._hold: dict[str, float] = {}  # gateway -> not before (after a refusal)
         self._next_poll = 0.0
         self.published = 0
+
+    def tracks(self, mid: int) -> bool:
+        """Whether ``mid`` is a device list waiting for its PUBACK (paho's thread asks)."""
+        return any(sent.info.mid == mid for sent in list(self._inflight.values()))
 
     def step(self, connected: bool) -> None:
         now = time.monotonic()
@@ -97,7 +105,8 @@ class ConfigPublisher:
             due = session.scalars(select(GatewayConfig).where(
                 GatewayConfig.version > GatewayConfig.published_version)).all()
             lists = [device_list(session, row.gateway_id, row.version) for row in due
-                     if row.gateway_id not in self._inflight]
+                     if row.gateway_id not in self._inflight
+                     and self._hold.get(row.gateway_id, 0.0) <= now]
         for devices in lists:
             info = self.client.publish(devices_config_topic(devices.gateway_id),
                                        devices.encode(), qos=1, retain=True)
@@ -110,7 +119,14 @@ class ConfigPublisher:
     def _collect_acks(self, now: float) -> None:
         done: list[tuple[str, int]] = []
         for gateway, sent in list(self._inflight.items()):
-            if sent.info.is_published():
+            if sent.info.is_published() and sent.info.mid in self.refused:
+                self.refused.discard(sent.info.mid)
+                del self._inflight[gateway]
+                self._hold[gateway] = now + PUBACK_TIMEOUT_S
+                log.error("the broker refused the device list of %s (version %d): will try "
+                          "again in %.0f s (check the service's ACL)", gateway, sent.version,
+                          PUBACK_TIMEOUT_S)
+            elif sent.info.is_published():
                 done.append((gateway, sent.version))
                 del self._inflight[gateway]
             elif now - sent.sent_at > PUBACK_TIMEOUT_S:

@@ -161,8 +161,9 @@ class Ingest:
         self._sites: dict[str, str | None] = {}  # patients registered: id -> site seen
         self._profiles: ProfileSync | None = None
         # device lists pushed to gateways (cloud_api.gateway_config): one worker only
-        self.device_lists = (ConfigPublisher(sessions, self.client) if publish_device_lists
-                             else None)
+        self._refused_mids: set[int] = set()  # PUBACKs with a failure code (on_publish)
+        self.device_lists = (ConfigPublisher(sessions, self.client, self._refused_mids)
+                             if publish_device_lists else None)
 
     def _make_client(self, client_id: str) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -178,7 +179,14 @@ class Ingest:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
         return client
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode,
+                    props: Properties | None) -> None:
+        # a device list the broker refused (its ACL): is_published() alone says "acknowledged"
+        if rc.is_failure and self.device_lists is not None and self.device_lists.tracks(mid):
+            self._refused_mids.add(mid)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
                       codes: list[ReasonCode], props: Properties | None) -> None:

@@ -63,6 +63,7 @@ def test_versions_only_grow_even_from_a_restored_database(api: Api) -> None:
 
 @dataclass
 class _Info:
+    mid: int = 0
     rc: MQTTErrorCode = MQTTErrorCode.MQTT_ERR_SUCCESS
     acked: bool = False
 
@@ -75,7 +76,7 @@ class _Client:
     sent: list[tuple[str, bytes, int, bool, _Info]] = field(default_factory=list)
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> _Info:
-        info = _Info()
+        info = _Info(mid=len(self.sent) + 1)
         self.sent.append((topic, payload, qos, retain, info))
         return info
 
@@ -127,3 +128,4 @@ def test_a_change_made_meanwhile_is_published_after(api: Api) -> None:
     assert len(client.sent) == 2
     latest = decode_gateway_devices(client.sent[1][1], "gw-alpha")
     assert latest.version == v2 and latest.devices[0].patient_id is None
+

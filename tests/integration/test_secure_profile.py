@@ -22,7 +22,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.conftest import Cloud, GatewayProc, wait_for, write_replay
-from vigie.contract import observations_topic
+from vigie.contract import decode_gateway_devices, observations_topic
 from vigie.pki import Credential, PkiPaths, init_pki, issue_gateway, issue_service, revoke
 from vigie.services import Services
 
@@ -302,3 +302,58 @@ def test_headless_demo_runs_in_the_secure_profile(tmp_path: Path) -> None:
     assert summary["observations_sent"] > 10
     assert summary["lost"] == 0 and summary["duplicates"] == 0
     assert "TLS only" in out.stderr and "PKI" in out.stderr
+
+
+def _list_versions(db_url: str, gateway: str) -> tuple[int, int] | None:
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
+        row = db.execute("SELECT version, published_version FROM gateway_config "
+                         "WHERE gateway_id = ?", (gateway,)).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+@pytest.mark.timeout(60)  # two cloud starts
+def test_device_lists_under_the_acl_refused_then_delivered(secure: Services, tmp_path: Path,
+                                                           peers: list[Peer]) -> None:
+    """A cloud whose certificate may not write gateway configuration (here a gateway's
+    own) gets PUBACK "not authorized" for a device list: paho still calls that published,
+    so the worker must not mark it, and says why. The same database served with the
+    service's certificate then delivers it, retained, to the gateway, and only to it."""
+    pki = _pki(secure)
+    gw_a = _peer(peers, secure, pki.gateway("gw-a"))
+    gw_b = _peer(peers, secure, pki.gateway("gw-b"))
+    assert gw_a.connect() and gw_b.connect()
+    assert gw_a.subscribe("vigie/v1/gateways/gw-a/config/devices") == [1]
+    wrong = Cloud(secure, tmp_path)
+    cred = pki.gateway("gw-b")  # may read its own configuration, write no one's
+    wrong.extra_args = ["--mqtt-ca", str(cred.ca), "--mqtt-cert", str(cred.cert),
+                        "--mqtt-key", str(cred.key)]
+    try:
+        wrong.start()
+        for path, body in (("/sites", {"id": "site-1", "name": "Site 1"}),
+                           ("/patients", {"id": "p-1", "site": "site-1"}),
+                           ("/gateways", {"id": "gw-a", "site": "site-1"}),
+                           ("/devices", {"id": "dev-1", "site": "site-1", "gateway": "gw-a",
+                                         "patient": "p-1"})):
+            resp = wrong.api.post(path, json=body)
+            assert resp.status_code == 201, resp.text
+        wait_for(lambda: "broker refused the device list of gw-a" in wrong.log(), 20,
+                 "the refusal logged")
+        versions = _list_versions(wrong.db_url, "gw-a")
+        assert versions is not None and versions[0] > 0 and versions[1] == 0, versions
+    finally:
+        wrong.stop()
+        wrong.close()
+    assert gw_a.messages == []
+    right = Cloud(secure, tmp_path).start()  # the service's certificate, the same database
+    try:
+        wait_for(lambda: gw_a.messages, 20, "the list delivered to gw-a")
+        version = versions[0]
+        wait_for(lambda: _list_versions(right.db_url, "gw-a") == (version, version), 10,
+                 "the list marked published once acknowledged")
+    finally:
+        right.stop()
+        right.close()
+    (topic, payload), = gw_a.messages
+    assert topic == "vigie/v1/gateways/gw-a/config/devices"
+    assert decode_gateway_devices(payload, "gw-a").devices[0].patient_id == "p-1"
+    assert gw_b.messages == []
