@@ -5,10 +5,10 @@ time, signals out. Pure Python, no I/O: it is fed readings (``evaluate``) and cl
 Guarantees, and how:
 
 - Order-independent results. Each rule's result at a point (a sample's measurement time, or a
-  UTC day boundary for daily summaries) depends only on the samples at or before it within
-  the rule's look-back. A reading inserted in the past re-evaluates the later points within
-  that look-back, so the ledger of findings (``findings()``) is the same whatever the arrival
-  order.
+  local midnight of the engine's ``day_zone`` for daily summaries) depends only on the
+  samples at or before it within the rule's look-back. A reading inserted in the past
+  re-evaluates the later points within that look-back, so the ledger of findings
+  (``findings()``) is the same whatever the arrival order.
 - Late is not now. A finding whose point is older than the rule's ``late_after`` (age taken
   against the reading's receive time or the engine clock, whichever is later) is signalled
   with ``late=True`` and never above warning: a three-day-old weight is not an urgent page.
@@ -27,7 +27,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -69,11 +69,22 @@ HistoryLoader = Callable[[str, Kind, datetime, datetime], Iterable[HistoricReadi
 Point = tuple[float, Sample | None]
 
 
-def midnights(after: float, until: float) -> list[float]:
-    """UTC day boundaries m with after < m <= until."""
-    first = math.floor(after / DAY) + 1
-    last = math.floor(until / DAY)
-    return [d * DAY for d in range(first, last + 1)]
+def midnights(after: float, until: float, zone: tzinfo = UTC) -> list[float]:
+    """The local midnights m of ``zone`` with after < m <= until (POSIX seconds). A day is
+    24 hours in UTC, 23 or 25 on the nights a zone changes its clocks."""
+    if zone is UTC:
+        first = math.floor(after / DAY) + 1
+        last = math.floor(until / DAY)
+        return [d * DAY for d in range(first, last + 1)]
+    out: list[float] = []
+    day = datetime.fromtimestamp(after, zone).date()
+    while True:
+        day += timedelta(days=1)
+        m = datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
+        if m > until:
+            return out
+        if m > after:
+            out.append(m)
 
 
 class Engine:
@@ -81,7 +92,9 @@ class Engine:
 
     def __init__(self, config: RulesConfig | None = None, *,
                  rules: Sequence[BaseRule[Any]] | None = None,
-                 history_loader: HistoryLoader | None = None) -> None:
+                 history_loader: HistoryLoader | None = None,
+                 day_zone: tzinfo = UTC) -> None:
+        """``day_zone``: where the daily summaries' days begin (the cloud's --day-zone)."""
         self._rules = list(default_rules() if rules is None else rules)
         self._by_id = {rule.id: rule for rule in self._rules}
         self._config = RulesConfig() if config is None else config
@@ -92,6 +105,7 @@ class Engine:
                 self._point_rules.setdefault(rule.kind, []).append(rule)
         self._silence_rules = [r for r in self._rules if isinstance(r, SilenceRule)]
         self._loader = history_loader
+        self._zone = day_zone
         self._patients: dict[str, PatientState] = {}
         self._params: dict[tuple[str, str], Any] = {}
         self._plans: dict[tuple[str, Kind], list[tuple[Rule[Any], Any]]] = {}
@@ -297,8 +311,7 @@ class Engine:
                 signals += self._evaluate_point(rule, ctx, now, own=point is sample or newest)
         return signals
 
-    @staticmethod
-    def _points(rule: Rule[Any], params: Any, series: Series, sample: Sample,
+    def _points(self, rule: Rule[Any], params: Any, series: Series, sample: Sample,
                 prev_latest: Sample | None, newest: bool) -> list[Point]:
         """Where a new sample can change a result: its own point and, when it landed in the
         past, every later point within the rule's look-back."""
@@ -308,8 +321,8 @@ class Engine:
         if rule.daily:
             if newest:
                 start = prev_latest.t if prev_latest is not None else sample.t
-                return [(m, None) for m in midnights(start, sample.t)]
-            return [(m, None) for m in midnights(sample.t, min(horizon, latest.t))]
+                return [(m, None) for m in midnights(start, sample.t, self._zone)]
+            return [(m, None) for m in midnights(sample.t, min(horizon, latest.t), self._zone)]
         if newest:
             return [(sample.t, sample)]
         return [(s.t, s) for s in series.between(sample.t, horizon)]

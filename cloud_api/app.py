@@ -122,6 +122,7 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
 
     # The loader itself, not a wrapper: the engine batches warm-ups through its prefetch.
     history = HistoryLoader(store)
+    zone = zone_of(s.day_zone)  # daily summaries: the pages' days and the engine's alike
 
     ingest = None
     if s.ingest:
@@ -132,7 +133,7 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
             "lifecycle": _lifecycle(routing),
             "on_alert_change": None if routing is None else notifications.enqueue}
         if s.role == "all":
-            engine = Engine(_rules(s.rules_file), history_loader=history)
+            engine = Engine(_rules(s.rules_file), history_loader=history, day_zone=zone)
             ingest = Ingest(store, sessions, engine, host, port, client_id=s.client_id,
                             share_group=s.share_group, tls=tls, clocked=engine, **hooks)
         else:  # scale-out: docs/scaling.md
@@ -142,7 +143,8 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
             ingest = scale_out_worker(
                 s.role, store, s.db_url, host, port, shards=s.shards, owns=s.owns,
                 client_id=s.client_id, share_group=s.share_group, tls=tls,
-                engine_factory=lambda: Engine(rules, history_loader=history), **hooks)
+                engine_factory=lambda: Engine(rules, history_loader=history, day_zone=zone),
+                **hooks)
 
     def status() -> dict[str, Any]:
         if ingest is None:
@@ -151,7 +153,7 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
 
     secret = load_secret(Path(s.secret_file) if s.secret_file else default_secret_path(s.db_url))
     return ApiContext(store=store, sessions=sessions, ingest_status=status,
-                      tokens=TokenIssuer(secret), day_zone=zone_of(s.day_zone)), ingest
+                      tokens=TokenIssuer(secret), day_zone=zone), ingest
 
 
 def _dispatcher(s: CloudSettings, ctx: ApiContext) -> Dispatcher | None:

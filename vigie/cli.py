@@ -103,8 +103,9 @@ def cloud_run(
         help="Shards this shard worker owns, e.g. 0-7 or 0-3,8-11 (default: all). The "
              "session is named after them unless --client-id is given.")] = None,
     day_zone: Annotated[str, typer.Option(
-        help="IANA time zone of the patient page's daily summaries (time in range, weight "
-             "baseline): a day runs from local midnight to local midnight there, e.g. "
+        help="IANA time zone of the daily summaries (the patient page's time in range and "
+             "weight baseline, the rules' 14-day time-in-range alert): a day runs from "
+             "local midnight to local midnight there, e.g. "
              "Indian/Reunion, America/Martinique, America/Cayenne, Indian/Mayotte.")] =
         "Europe/Paris",
 ) -> None:

@@ -77,7 +77,7 @@ class Rule(BaseRule[P]):
     """A rule evaluated at points in measurement time on one kind of sample."""
 
     kind: ClassVar[Kind]
-    daily: ClassVar[bool] = False  # evaluated at each UTC day boundary, not on each sample
+    daily: ClassVar[bool] = False  # evaluated at each local midnight, not on each sample
     stale_after: ClassVar[float | None] = None  # older samples never fire (level rules)
     late_after: ClassVar[float] = 24 * HOUR  # older: signal marked late, capped at warning
 

@@ -294,7 +294,7 @@ def missed_targets(metrics: dict[str, float], older: bool) -> list[str]:
 
 
 class TimeInRange(_GlucoseRule[TirParams]):
-    """14-day CGM time-in-range summary at each UTC day boundary, against the consensus
+    """14-day CGM time-in-range summary at each local midnight, against the consensus
     targets (most adults: TIR > 70%, < 70 under 4%, < 54 under 1%, > 250 under 5%, CV <= 36%;
     older/high risk: TIR > 50%, < 70 under 1%, > 250 under 10%).
 
