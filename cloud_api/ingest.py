@@ -340,9 +340,19 @@ class Ingest:
                 self.stats.write_retries += 1
                 self.stats.last_error = str(exc)
                 log.warning("InfluxDB unavailable (%s); retrying in %.1f s", exc, delay)
-                if stop.wait(delay):
+                if not self._wait_publishing(stop, delay):
                     return False
                 delay = min(delay * 2, 5.0)
+        return True
+
+    def _wait_publishing(self, stop: threading.Event, delay: float) -> bool:
+        """Wait ``delay`` before the next write attempt, publishing device lists meanwhile:
+        a nurse's assignment does not wait for InfluxDB. False when stopped."""
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            self._publish_device_lists()
+            if stop.wait(min(left, 0.5)):
+                return False
         return True
 
     def _isolate(self, work: _Work, stop: threading.Event) -> None:

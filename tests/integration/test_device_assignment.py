@@ -90,3 +90,30 @@ def test_assigned_device_is_attributed_and_survives_restart(
     assert unattributed == before, "no reading changed its attribution"
     assert attributed == [100.0 + i for i in range(len(before), N)]
     assert "bad device list" not in gw.log()
+
+
+def test_an_assignment_reaches_the_gateway_while_influxdb_is_down(
+        services: Services, cloud: Cloud, gateway_factory: Any, tmp_path: Path) -> None:
+    """The ingest worker retries its InfluxDB write in a loop; device lists are published
+    from that loop too, so a nurse's assignment does not wait for the database to return."""
+    api = cloud.api
+    assert api.post("/sites", json={"id": "site-1", "name": "Site 1"}).status_code == 201
+    assert api.post("/patients", json={"id": "p-9", "site": "site-1"}).status_code == 201
+    assert api.post("/gateways", json={"id": "gw-c", "site": "site-1"}).status_code == 201
+    replay = tmp_path / "r.jsonl"
+    _replay(replay)
+    gw = gateway_factory("gw-c", replay, rate=RATE).start()
+    wait_for(lambda: len(cloud.ids()) >= 5, 30, "first readings stored")
+    services.influx.stop()
+    wait_for(lambda: "InfluxDB unavailable" in cloud.log(), 20, "ingest retrying its write")
+    created = api.post("/devices", json={"id": "dev-9", "site": "site-1", "gateway": "gw-c",
+                                         "patient": "p-9"})
+    assert created.status_code == 201, created.text
+    wait_for(lambda: "device dev-9 now attributed to patient p-9" in gw.log(), 20,
+             "the list applied while InfluxDB is down")
+    services.influx.start()
+    assert gw.wait(90) == 0, gw.log()
+    ids = wait_for(lambda: (got := cloud.ids()) and len(set(got)) >= N and got, 60,
+                   f"all {N} readings stored")
+    assert len(ids) == N
+    assert _attributed(cloud), "readings taken after the assignment are attributed"
