@@ -17,10 +17,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud_api import accounts
 from tests.conftest import ADMIN, ADMIN_PASSWORD, Cloud, GatewayProc, add_user, wait_for
+from vigie.contract import decode_gateway_devices
 from vigie.services import Services
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -165,3 +168,34 @@ def test_kill9_of_an_intake_and_a_shard_worker_loses_nothing(
     check_exactly_once(workers, gws, patients)
     health = {n: c.api.get("/health").json()["ingest"] for n, c in workers.procs.items()}
     assert all(h["messages"] > 0 for h in health.values()), health  # both tiers both shared
+
+
+def test_device_lists_are_published_once_by_the_owner_of_shard_0(
+        services: Services, workers: Workers) -> None:
+    """Every worker shares the relational store; exactly one process (the owner of shard 0)
+    publishes the gateways' device lists, so a gateway gets each version once."""
+    got: list[tuple[str, bytes, bool]] = []
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_message = lambda c, u, m: got.append((m.topic, bytes(m.payload), bool(m.retain)))
+    sub.connect("127.0.0.1", services.mosquitto.port)
+    sub.loop_start()
+    try:
+        sub.subscribe("vigie/v1/gateways/+/config/devices", qos=1)
+        api = workers.procs["intake-2"].api  # any worker's API: the store is shared
+        for path, body in (("/sites", {"id": "site-1", "name": "Site 1"}),
+                           ("/patients", {"id": "p-1", "site": "site-1"}),
+                           ("/gateways", {"id": "gw-z", "site": "site-1"}),
+                           ("/devices", {"id": "dev-1", "site": "site-1", "gateway": "gw-z",
+                                         "patient": "p-1"})):
+            resp = api.post(path, json=body)
+            assert resp.status_code == 201, resp.text
+        wait_for(lambda: got, 20, "the device list published")
+        time.sleep(3)  # every worker polls each second: a second publisher would show
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+    (topic, payload, _), = got
+    assert topic == "vigie/v1/gateways/gw-z/config/devices"
+    assert decode_gateway_devices(payload, "gw-z").devices[0].patient_id == "p-1"
+    said = {n for n, c in workers.procs.items() if "device list of gw-z published" in c.log()}
+    assert said == {"shard-a"}, "the owner of shards 0-7"
