@@ -32,6 +32,8 @@ Row: TypeAlias = tuple[Scalar, ...]
 Arg: TypeAlias = Scalar | tuple[Row, ...]  # a number, a string, or a table (``targets``)
 
 LANGUAGES: Final = ("en", "fr")
+DATE_FORMAT: Final[dict[str, str]] = {"en": "%Y-%m-%d", "fr": "%d/%m/%Y"}  # strftime
+DEFAULT_ZONE: Final = "Europe/Paris"  # IANA zone of the times people read (e-mails)
 DEFAULT_LANGUAGE: Final = "en"
 TARGET_ROW: Final = "dm.time_in_range.missed"
 
@@ -207,6 +209,8 @@ NOTICE: Final[dict[str, dict[str, str]]] = {
     "notify.alert.measured": {"en": "  measured {time}{late}, alert #{alert_id}",
                               "fr": "  mesure du {time}{late}, alerte n° {alert_id}"},
     "notify.alert.late": {"en": " (late)", "fr": " (reçue en retard)"},
+    # a time in the route's zone: ``date`` as DATE_FORMAT gives it, ``clock`` as HH:MM
+    "notify.time": {"en": "{date} {clock} ({zone})", "fr": "{date} à {clock} ({zone})"},
     "notify.footer": {"en": "Message {key}", "fr": "Référence du message : {key}"},
     "notify.severity.urgent": {"en": "urgent", "fr": "urgente"},
     "notify.severity.warning": {"en": "warning", "fr": "avertissement"},

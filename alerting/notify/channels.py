@@ -73,7 +73,7 @@ class EmailChannel:
         self._timeout = timeout
 
     def send(self, route: Route, message: Message) -> None:
-        email = message.email(self.s.sender, route.to, route.language)
+        email = message.email(self.s.sender, route.to, route.language, route.zone)
         try:
             with smtplib.SMTP(self.s.host, self.s.port, timeout=self._timeout) as smtp:
                 if self.s.starttls:

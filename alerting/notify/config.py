@@ -39,6 +39,7 @@
     severities = ["urgent"]
     min_level = 1              # only once escalated (a second person, issue 5)
     language = "fr"            # en (default) | fr: subject, body, webhook/console ``text``
+    zone = "Europe/Paris"      # default; times in the e-mail body (webhooks keep ISO UTC)
 
     [[routes]]
     site = "ehpad-1"
@@ -54,6 +55,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -64,7 +66,7 @@ from pydantic import (
     model_validator,
 )
 
-from alerting.messages import DEFAULT_LANGUAGE, LANGUAGES
+from alerting.messages import DEFAULT_LANGUAGE, DEFAULT_ZONE, LANGUAGES
 from alerting.notify.errors import RoutingError
 from alerting.seam import Severity
 
@@ -128,12 +130,23 @@ class Route(_Model):
     secret: str | None = Field(default=None, repr=False)
     to: tuple[str, ...] = ()
     language: str = DEFAULT_LANGUAGE  # of the messages this route sends (alerting.messages)
+    zone: str = DEFAULT_ZONE  # IANA zone of the times in its e-mails
 
     @field_validator("language")
     @classmethod
     def _known_language(cls, value: str) -> str:
         if value not in LANGUAGES:
             raise ValueError(f"unknown language {value!r} (known: {', '.join(LANGUAGES)})")
+        return value
+
+    @field_validator("zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as "
+                             f"Europe/Paris or Indian/Reunion)") from exc
         return value
 
     @model_validator(mode="after")

@@ -32,11 +32,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from alerting.messages import DEFAULT_LANGUAGE, Arg, MessageError, Text, render_notice, render_or
+from alerting.messages import (
+    DATE_FORMAT,
+    DEFAULT_LANGUAGE,
+    DEFAULT_ZONE,
+    Arg,
+    MessageError,
+    Text,
+    render_notice,
+    render_or,
+)
 from alerting.rules import RANK
 from alerting.seam import Severity
 from vigie.contract import now_utc
@@ -50,6 +61,19 @@ def say(key: str, lang: str, /, **args: Arg) -> str:
         return render_notice(key, lang, **args)
     except MessageError:
         return render_notice(key, DEFAULT_LANGUAGE, **args)
+
+
+def local_time(when: str, lang: str, zone: ZoneInfo) -> str:
+    """An ISO time (as stored, UTC) for a reader in ``zone``: ``26/11/2026 à 08:12
+    (Europe/Paris)``. A text that is not an ISO time is given as it is."""
+    try:
+        t = datetime.fromisoformat(when)
+    except ValueError:
+        return when
+    local = (t if t.tzinfo is not None else t.replace(tzinfo=UTC)).astimezone(zone)
+    fmt = DATE_FORMAT.get(lang, DATE_FORMAT[DEFAULT_LANGUAGE])
+    return say("notify.time", lang, date=local.strftime(fmt), clock=local.strftime("%H:%M"),
+               zone=zone.key)
 
 
 def word(kind: str, code: str, lang: str) -> str:
@@ -157,7 +181,9 @@ class Message:
                    patient=self.patient_id, n=len(self.alerts),
                    headline=self.headline.in_language(lang))
 
-    def text(self, lang: str = DEFAULT_LANGUAGE) -> str:
+    def text(self, lang: str = DEFAULT_LANGUAGE, zone: str = DEFAULT_ZONE) -> str:
+        """The e-mail body: measurement times in ``zone`` (an IANA name)."""
+        tz = ZoneInfo(zone)
         if self.site:
             head = say("notify.patient.site", lang, patient=self.patient_id, site=self.site)
         else:
@@ -169,19 +195,19 @@ class Message:
                              rule=a.rule, change=word("change", a.change, lang), level=level,
                              text=a.in_language(lang)))
             late = say("notify.alert.late", lang) if a.late else ""
-            lines.append(say("notify.alert.measured", lang, time=a.time, late=late,
-                             alert_id=a.alert_id))
+            lines.append(say("notify.alert.measured", lang, time=local_time(a.time, lang, tz),
+                             late=late, alert_id=a.alert_id))
         lines += ["", say("notify.footer", lang, key=self.key)]
         return "\n".join(lines) + "\n"
 
-    def email(self, sender: str, to: tuple[str, ...], lang: str = DEFAULT_LANGUAGE
-              ) -> EmailMessage:
+    def email(self, sender: str, to: tuple[str, ...], lang: str = DEFAULT_LANGUAGE,
+              zone: str = DEFAULT_ZONE) -> EmailMessage:
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = sender, ", ".join(to), self.subject(lang)
         msg["Date"] = format_datetime(now_utc())
         # the same Message-ID on every retry: mail clients and archives fold duplicates
         msg["Message-ID"] = f"<{self.key}@vigie.invalid>"
         msg["X-Vigie-Delivery"] = self.key
-        msg.set_content(self.text(lang))
+        msg.set_content(self.text(lang, zone))
         msg["Content-Language"] = lang  # after set_content, which clears Content-* headers
         return msg

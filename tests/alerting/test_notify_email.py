@@ -128,7 +128,9 @@ def _bilingual(tmp_path: Path, smtp: Smtp) -> Any:
     return routing(tmp_path, [
         {"name": "ide", "site": "ehpad-1", "channel": "email", "to": ["ide@ehpad-1.test"],
          "language": "fr"},
-        {"name": "doctor", "site": "ehpad-1", "channel": "email", "to": ["dr@ehpad-1.test"]}],
+        {"name": "doctor", "site": "ehpad-1", "channel": "email", "to": ["dr@ehpad-1.test"]},
+        {"name": "reunion", "site": "ehpad-1", "channel": "email", "to": ["dr@chu.test"],
+         "zone": "Indian/Reunion"}],
         smtp={"host": "127.0.0.1", "port": smtp.port, "sender": "vigie@cloud.test"})
 
 
@@ -142,9 +144,10 @@ def test_french_target_gets_french_mail_english_target_english(cloud: Cloud, smt
     d = dispatcher(cloud, _bilingual(tmp_path, smtp))
     aid = cloud.raise_("p-1", "dm.hypoglycaemia", text=HYPO2)
     cloud.clock.advance(30)
-    assert d.step() == 2
+    assert d.step() == 3
     mails = _mails(smtp)
     fr, en = mails["ide@ehpad-1.test"], mails["dr@ehpad-1.test"]
+    assert "measured 2026-03-01 11:00 (Indian/Reunion)" in mails["dr@chu.test"].get_content()
 
     assert subject(fr) == f"[Vigie] URGENTE : patient p-1, 1 alerte - {HYPO2_FR}"
     assert fr["Content-Language"] == "fr"
@@ -153,7 +156,7 @@ def test_french_target_gets_french_mail_english_target_english(cloud: Cloud, smt
     assert body.splitlines() == [
         "Patient p-1 (site ehpad-1)", "",
         f"- [urgente] nouvelle alerte : {HYPO2_FR} (dm.hypoglycaemia)",
-        f"  mesure du 2026-03-01T07:00:00.000000Z, alerte n° {aid}", "",
+        f"  mesure du 01/03/2026 à 08:00 (Europe/Paris), alerte n° {aid}", "",
         f"Référence du message : {fr['X-Vigie-Delivery']}"]
     assert "hypoglycaemia 48" not in body
 
@@ -161,7 +164,7 @@ def test_french_target_gets_french_mail_english_target_english(cloud: Cloud, smt
     assert en["Content-Language"] == "en"
     body = en.get_content()
     assert f"- [urgent] dm.hypoglycaemia opened: {HYPO2_EN}" in body
-    assert f"measured 2026-03-01T07:00:00.000000Z, alert #{aid}" in body
+    assert f"measured 2026-03-01 08:00 (Europe/Paris), alert #{aid}" in body
     assert "Hypoglycémie" not in body and "Hypoglycémie" not in subject(en)
     assert cloud.depth() == (0, 0)
     d.close()
@@ -176,7 +179,7 @@ def test_alert_without_key_falls_back_to_its_english_message(cloud: Cloud, smtp:
     cloud.raise_("p-1", "hf.heart_rate")
     cloud.raise_("p-1", "dm.hypoglycaemia", text=HYPO2)
     cloud.clock.advance(30)
-    assert d.step() == 2
+    assert d.step() == 3
     fr = _mails(smtp)["ide@ehpad-1.test"]
     assert subject(fr) == ("[Vigie] URGENTE : patient p-1, 2 alertes - "
                              "hf.heart_rate is urgent")
@@ -191,14 +194,15 @@ def test_escalated_mail_in_french(cloud: Cloud, smtp: Smtp, tmp_path: Path) -> N
     d = dispatcher(cloud, _bilingual(tmp_path, smtp))
     cloud.raise_("p-1", "dm.hypoglycaemia", text=HYPO2)
     cloud.clock.advance(30)
-    assert d.step() == 2
+    assert d.step() == 3
     smtp.inbox.mails.clear()
     cloud.clock.advance(15 * 60)
     cloud.tick()  # not acknowledged within 15 minutes
     cloud.clock.advance(30)
-    assert d.step() == 2
+    assert d.step() == 3
     mails = _mails(smtp)
     fr, en = mails["ide@ehpad-1.test"], mails["dr@ehpad-1.test"]
+    assert "measured 2026-03-01 11:00 (Indian/Reunion)" in mails["dr@chu.test"].get_content()
     assert subject(fr) == f"[Vigie] URGENTE (RELANCE) : patient p-1, 1 alerte - {HYPO2_FR}"
     assert ("- [urgente] non acquittée, relancée, niveau d'escalade 1 : "
             f"{HYPO2_FR} (dm.hypoglycaemia)") in fr.get_content()

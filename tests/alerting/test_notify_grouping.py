@@ -217,6 +217,10 @@ language = "fr"
     ({"channel": "email", "to": ["a@example.org"], "language": "de"},
      r"routes\.0\.language: .*unknown language 'de' \(known: en, fr\)"),
     ({"channel": "email", "to": ["a@example.org"], "language": "French"}, "unknown language"),
+    ({"channel": "email", "to": ["a@example.org"], "zone": "Europe/Pari"},
+     r"routes\.0\.zone: .*unknown time zone 'Europe/Pari'"),
+    ({"channel": "email", "to": ["a@example.org"], "zone": "../../etc/passwd"},
+     "unknown time zone"),
 ])
 def test_bad_routes_are_refused(tmp_path: Path, route: dict[str, object], error: str) -> None:
     with pytest.raises(RoutingError, match=error):

@@ -72,10 +72,23 @@ def test_french_mail_words() -> None:
         "Patient p-1", "",
         f"- [urgente] non acquittée, relancée, niveau d'escalade 2 : {HYPO2_FR} "
         "(dm.hypoglycaemia)",
-        "  mesure du 2026-03-01T07:00:00Z (reçue en retard), alerte n° 7",
+        "  mesure du 01/03/2026 à 08:00 (Europe/Paris) (reçue en retard), alerte n° 7",
         "- [information] fin du report : no weight for 3 days (dm.hypoglycaemia)",
-        "  mesure du 2026-03-01T07:00:00Z, alerte n° 9", "",
+        "  mesure du 01/03/2026 à 08:00 (Europe/Paris), alerte n° 9", "",
         "Référence du message : k-1"]
     assert message.text("en").splitlines()[2:4] == [
         f"- [urgent] dm.hypoglycaemia escalated, escalation level 2: {HYPO2_EN}",
-        "  measured 2026-03-01T07:00:00Z (late), alert #7"]
+        "  measured 2026-03-01 08:00 (Europe/Paris) (late), alert #7"]
+
+
+def test_mail_times_in_the_routes_zone() -> None:
+    """Stored times are UTC; a nurse reads her own clock, DST included, and the zone named.
+    A time that is not ISO (an old row, say) is shown as stored."""
+    summer = _message(_notice(time="2026-07-14T22:30:00Z"))
+    assert "mesure du 15/07/2026 à 00:30 (Europe/Paris)" in summer.text("fr")
+    assert "measured 2026-07-15 02:30 (Indian/Reunion)" in summer.text("en",
+                                                                        "Indian/Reunion")
+    assert "mesure du 14/07/2026 à 19:30 (America/Cayenne)" in summer.text(
+        "fr", "America/Cayenne")
+    odd = _message(_notice(time="yesterday"))
+    assert "measured yesterday, alert #7" in odd.text("en")
