@@ -6,7 +6,15 @@ A login (``POST /token``) opens a *family* and gets its first refresh token. Eac
 family, which expires when the family does: ``TokenIssuer.refresh_ttl`` after the login, however
 often it is refreshed, so a session never outlives a shift. A rotated token presented again
 means two parties hold the chain (a copy was stolen, or a client replays): the whole family is
-revoked, thief and nurse both lose it and the nurse logs in again. A refresh also needs the
+revoked, thief and nurse both lose it and the nurse logs in again.
+
+A lost reply is not a theft: the Wi-Fi of a ward drops the answer to a refresh, the page tries
+again with the token it still holds, already spent. Within ``TokenIssuer.refresh_grace`` (30 s)
+of its last use, and while its successor has never been used, that token is answered again: the
+unused successor is revoked (reason ``superseded``) and a new one issued. A superseded token
+presented later forks the chain and counts as a reuse. The price: a copy replayed within the
+grace gets tokens too, and is caught when the nurse's page next refreshes (within 15 minutes)
+instead of at once. A refresh also needs the
 user to exist and not be disabled (``accounts.principal``), else every token of the user is
 revoked. Only the SHA-256 of a token is stored (``security.refresh_digest``).
 
@@ -41,6 +49,7 @@ class Issued:
     username: str
     family: str
     expires_at: datetime
+    replaced: bool = False  # answered again within the grace (a lost reply)
 
 
 class RefreshRefused(AuthError):
@@ -55,13 +64,13 @@ class RefreshRefused(AuthError):
 
 
 def _add(session: Session, username: str, family: str, expires_at: datetime,
-         now: datetime) -> Issued:
+         now: datetime, *, replaced: bool = False) -> Issued:
     token = new_refresh_token()
     session.add(RefreshToken(token_hash=refresh_digest(token), username=username,
                              family=family, created_at=now, last_used_at=None,
                              expires_at=expires_at, revoked=False))
     session.flush()
-    return Issued(token, username, family, expires_at)
+    return Issued(token, username, family, expires_at, replaced)
 
 
 def open_family(session: Session, username: str, issuer: TokenIssuer) -> Issued:
@@ -89,15 +98,25 @@ def rotate(session: Session, token: str, issuer: TokenIssuer) -> Issued | Refres
     if row is None:
         return RefreshRefused("invalid refresh token: log in again", "unknown")
     who, family = row.username, row.family
-    if row.revoked:
-        if row.revoked_reason != "rotated":  # logout, reuse, disabled: already dealt with
-            return RefreshRefused("refresh token revoked: log in again", "revoked", who, family)
-        return _reused(session, who, family)
+    if row.revoked and row.revoked_reason not in ("rotated", "superseded"):
+        # logout, reuse, disabled: already dealt with
+        return RefreshRefused("refresh token revoked: log in again", "revoked", who, family)
     if row.expires_at <= now:
         return RefreshRefused("refresh token expired: log in again", "expired", who, family)
+    if row.revoked:
+        successor = _lost_reply(session, row, now, issuer)
+        if successor is None:
+            return _reused(session, who, family)
     if accounts.principal(session, who) is None:
         _revoke(session, "user", RefreshToken.username == who)
         return RefreshRefused("user no longer exists or is disabled", "user", who, family)
+    if row.revoked:  # a lost reply: its unused successor gives way (compare-and-set)
+        assert successor is not None
+        gone = _revoke(session, "superseded", RefreshToken.id == successor.id)
+        row.last_used_at = now  # the grace runs from the latest answer
+        if gone != 1:
+            return _reused(session, who, family)
+        return _add(session, who, family, row.expires_at, now, replaced=True)
     # compare-and-set: of two requests racing with one token, one wins, the other is a reuse
     won = session.execute(update(RefreshToken)
                           .where(RefreshToken.id == row.id, RefreshToken.revoked.is_(False))
@@ -105,6 +124,18 @@ def rotate(session: Session, token: str, issuer: TokenIssuer) -> Issued | Refres
     if cast(CursorResult[Any], won).rowcount != 1:
         return _reused(session, who, family)
     return _add(session, who, family, row.expires_at, now)
+
+
+def _lost_reply(session: Session, row: RefreshToken, now: datetime, issuer: TokenIssuer
+                ) -> RefreshToken | None:
+    """The never-used successor of ``row`` if ``row`` (spent by a rotation) is presented
+    again within the grace: the answer that carried the successor was lost. None: a reuse."""
+    if row.revoked_reason != "rotated" or row.last_used_at is None \
+            or now - row.last_used_at > issuer.refresh_grace:
+        return None
+    return session.scalar(select(RefreshToken).where(
+        RefreshToken.family == row.family, RefreshToken.revoked.is_(False),
+        RefreshToken.last_used_at.is_(None), RefreshToken.created_at == row.last_used_at))
 
 
 def _reused(session: Session, who: str, family: str) -> RefreshRefused:

@@ -106,6 +106,9 @@ class TokenIssuer:
     ttl: timedelta = TOKEN_TTL
     refresh_ttl: timedelta = REFRESH_TTL
     clock: Callable[[], datetime] = now_utc
+    # a spent refresh token presented again this soon, its successor never used: a lost
+    # reply, answered again (cloud_api.refresh); 0 turns the tolerance off
+    refresh_grace: timedelta = timedelta(seconds=30)
 
     def issue(self, username: str, now: datetime | None = None) -> str:
         at = now or self.clock()

@@ -132,7 +132,8 @@ def token_refresh(ctx: Ctx, body: Annotated[RefreshIn, Depends(_refresh_body)],
             note = audit.Note(out.username or "-", "token.refresh", "/token/refresh",
                               detail={"reason": out.reason})
         else:
-            note = audit.Note(out.username, "token.refresh", "/token/refresh")
+            note = audit.Note(out.username, "token.refresh", "/token/refresh",
+                              detail={"replaced": "lost reply"} if out.replaced else {})
         if out.family:
             note.detail["family"] = out.family
         session.add(note.row("denied" if isinstance(out, refresh.RefreshRefused) else "ok"))

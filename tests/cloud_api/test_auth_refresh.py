@@ -124,6 +124,7 @@ def test_reusing_a_rotated_token_fails_and_revokes_the_newer_one(api: Api) -> No
     stolen = login(api)["refresh_token"]
     other_tablet = login(api)["refresh_token"]
     newer = refresh(api, stolen).json()["refresh_token"]
+    newer = refresh(api, newer).json()["refresh_token"]  # the chain went on: no lost reply
     refused(refresh(api, stolen), "already used")
     refused(refresh(api, newer), "revoked")
     assert all(r.revoked for r in rows(api) if r.family == rows(api)[0].family)
@@ -270,3 +271,58 @@ def test_expired_sessions_are_forgotten_at_the_next_login(timed: Api, clock: Clo
     clock.at = start
     login(timed)
     assert len(rows(timed)) == 1
+
+
+# -- a lost reply (the ward's Wi-Fi): the spent token answered again within the grace ------
+
+def test_a_lost_reply_is_answered_again_within_the_grace(api: Api) -> None:
+    first = login(api)["refresh_token"]
+    lost = refresh(api, first)  # the answer never reaches the tablet
+    assert lost.status_code == 200
+    again = refresh(api, first)  # the page tries again with the token it still holds
+    assert again.status_code == 200, again.text
+    assert api.client.get("/alerts", headers=bearer(again.json())).status_code == 200
+    lost_twice = refresh(api, first)  # lost again: each retry within 30 s of the last
+    assert lost_twice.status_code == 200, lost_twice.text
+    third = refresh(api, lost_twice.json()["refresh_token"])
+    assert third.status_code == 200, "the session goes on from the last answer"
+    reasons = [r.revoked_reason for r in rows(api)]
+    assert reasons == ["rotated", "superseded", "superseded", "rotated", None]
+    details = [d for _, _, o, d in audit_rows(api, "token.refresh") if o == "ok"]
+    assert [bool(d and d.get("replaced")) for d in details] == [False, True, True, False]
+
+
+def test_a_superseded_token_presented_later_ends_the_session(api: Api) -> None:
+    """The answer was not lost after all, or a copy was replayed within the grace: two
+    holders of one chain. The first use of the superseded branch revokes the family."""
+    first = login(api)["refresh_token"]
+    kept = refresh(api, first).json()["refresh_token"]
+    replayed = refresh(api, first).json()["refresh_token"]
+    refused(refresh(api, kept), "already used")
+    refused(refresh(api, replayed), "revoked")
+    assert all(r.revoked for r in rows(api))
+
+
+def test_no_grace_once_the_successor_was_used(api: Api) -> None:
+    first = login(api)["refresh_token"]
+    second = refresh(api, first).json()["refresh_token"]
+    third = refresh(api, second).json()["refresh_token"]
+    refused(refresh(api, first), "already used")
+    refused(refresh(api, third), "revoked")
+
+
+def test_no_grace_after_30_seconds(timed: Api, clock: Clock) -> None:
+    start = clock.at
+    clock.at = start - timedelta(seconds=31)
+    first = login(timed)["refresh_token"]
+    assert refresh(timed, first).status_code == 200  # its answer lost
+    clock.at = start
+    refused(refresh(timed, first), "already used")
+    assert all(r.revoked for r in rows(timed))
+
+
+def test_the_grace_can_be_turned_off(tmp_path: Path) -> None:
+    for api in make_api(tmp_path, TokenIssuer(SECRET, refresh_grace=timedelta(0))):
+        first = login(api)["refresh_token"]
+        assert refresh(api, first).status_code == 200
+        refused(refresh(api, first), "already used")
