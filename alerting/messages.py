@@ -223,6 +223,20 @@ NOTICE: Final[dict[str, dict[str, str]]] = {
 }
 
 
+# What the system writes in an alert's history (``cloud_api.alerts``). ``{text}`` is the alert's
+# own text in the same language (the English message for an alert stored without a key).
+HISTORY: Final[dict[str, dict[str, str]]] = {
+    "history.raised": {"en": "{text}", "fr": "{text}"},
+    "history.cleared": {"en": "{text}", "fr": "{text}"},
+    "history.worse": {"en": "worse: {text}", "fr": "aggravation : {text}"},
+    "history.snooze_overridden": {"en": "snooze overridden: {text}",
+                                  "fr": "report annulé : {text}"},
+    "history.snooze_expired": {"en": "snooze expired", "fr": "fin du report"},
+    "history.escalated": {"en": "not acknowledged within {minutes:g} min: level {level}",
+                          "fr": "non acquittée en {minutes:g} min : niveau {level}"},
+}
+
+
 class MessageError(ValueError):
     """A text the catalogue cannot render: unknown key or language, arguments that do not fit
     the template."""
@@ -289,6 +303,14 @@ def render_notice(key: str, lang: str = DEFAULT_LANGUAGE, /, **args: Arg) -> str
     """The ``NOTICE`` template of ``key`` in ``lang`` formatted with ``args``; raises
     MessageError."""
     return _format(NOTICE, "notification text", key, args, lang)
+
+
+def render_history(key: str, lang: str, text: Text | None, english: str, /,
+                   **args: Arg) -> str:
+    """The ``HISTORY`` template of ``key`` in ``lang``, ``{text}`` being ``text`` (an alert's)
+    in ``lang`` or ``english`` when it has none there; raises MessageError."""
+    return _format(HISTORY, "history text", key,
+                   {**args, "text": render_or(text, lang, english)}, lang)
 
 
 def render_or(text: Text | None, lang: str, fallback: str) -> str:

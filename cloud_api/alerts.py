@@ -30,10 +30,17 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Update, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting.messages import DEFAULT_LANGUAGE, LANGUAGES, Text, render_or
+from alerting.messages import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    MessageError,
+    Text,
+    render_history,
+    render_or,
+)
 from alerting.rules import low_glucose_rules
 from alerting.seam import AlertSignal, Severity
-from cloud_api.db import Alert, AlertEvent, AlertTimer, EdgeAlarm, NotifyEvent
+from cloud_api.db import Alert, AlertEvent, AlertEventText, AlertTimer, EdgeAlarm, NotifyEvent
 from vigie.contract import EdgeAlarm as EdgeAlarmNotice
 from vigie.contract import alarm_id, iso, now_utc
 
@@ -69,9 +76,37 @@ class LifecyclePolicy:
     snooze_max: timedelta = timedelta(days=7)
 
 
+@dataclass(frozen=True, slots=True)
+class Said:
+    """A history line the system writes: a ``HISTORY`` key, the alert's text it wraps (key and
+    arguments, else its English message) and the key's other arguments."""
+
+    key: str
+    text: Text | None = None
+    english: str = ""
+    args: tuple[tuple[str, int | float | str], ...] = ()
+
+    def messages(self) -> dict[str, str]:
+        """In every language; one that does not render falls back to the English line."""
+        out: dict[str, str] = {}
+        for lang in (DEFAULT_LANGUAGE, *[x for x in LANGUAGES if x != DEFAULT_LANGUAGE]):
+            try:
+                out[lang] = render_history(self.key, lang, self.text, self.english,
+                                           **dict(self.args))
+            except MessageError:
+                out[lang] = out.get(DEFAULT_LANGUAGE, self.english)
+        return out
+
+
 def _event(session: Session, alert: Alert, who: str, to_state: str, comment: str | None = None,
-           at: datetime | None = None) -> None:
+           at: datetime | None = None, said: Said | None = None) -> None:
+    """One history line; ``said`` (the system's words) gives its comment in English and keeps
+    it in every language."""
     seq = session.scalar(select(func.count()).where(AlertEvent.alert_id == alert.id)) or 0
+    if said is not None:
+        messages = said.messages()
+        comment = messages[DEFAULT_LANGUAGE]
+        session.add(AlertEventText(alert_id=alert.id, seq=seq + 1, messages=messages))
     session.add(AlertEvent(alert_id=alert.id, seq=seq + 1, at=at or now_utc(), who=who,
                            from_state=None if seq == 0 else alert.state, to_state=to_state,
                            comment=comment))
@@ -115,8 +150,8 @@ def timer(session: Session, alert: Alert) -> AlertTimer:
 
 
 def _move(session: Session, alert: Alert, to_state: str, who: str, now: datetime,
-          comment: str | None = None) -> None:
-    _event(session, alert, who, to_state, comment, now)
+          comment: str | None = None, said: Said | None = None) -> None:
+    _event(session, alert, who, to_state, comment, now, said)
     alert.state = to_state
     timer(session, alert).state_at = now
 
@@ -142,7 +177,8 @@ def apply_signals(session: Session, signals: Iterable[AlertSignal], live: LiveIn
         alert = live.get(session, sig.patient_id, sig.rule)
         if sig.clear:
             if alert is not None and sig.time >= alert.last_at:
-                _move(session, alert, "resolved", "system", now, sig.message)
+                _move(session, alert, "resolved", "system", now,
+                      said=Said("history.cleared", sig.text, sig.message))
                 live.closed(alert)
             continue
         if alert is None:
@@ -171,7 +207,8 @@ def _open(session: Session, sig: AlertSignal, now: datetime) -> Alert:
                   details=_with_text(None, sig.text))
     session.add(alert)
     session.flush()
-    _event(session, alert, "system", "open", sig.message, now)
+    _event(session, alert, "system", "open", at=now,
+           said=Said("history.raised", sig.text, sig.message))
     session.add(AlertTimer(alert_id=alert.id, state_at=now, escalation_level=0))
     return alert
 
@@ -189,12 +226,18 @@ def _update(session: Session, alert: Alert, sig: AlertSignal, now: datetime,
         alert.severity = str(sig.severity)
     if alert.state == "snoozed" and (worse or sig.rule in policy.low_rules):
         timer(session, alert).snoozed_until = None
-        _move(session, alert, "open", "system", now, f"snooze overridden: {sig.message}")
+        _move(session, alert, "open", "system", now,
+              said=Said("history.snooze_overridden", sig.text, sig.message))
         return "reopened"
     if alert.state == "acknowledged" and worse:
-        _move(session, alert, "open", "system", now, f"worse: {sig.message}")
+        _move(session, alert, "open", "system", now,
+              said=Said("history.worse", sig.text, sig.message))
         return "reopened"
-    return "upgraded" if worse else None
+    if worse:  # no change of state, but the history says what the nurse is now told
+        _event(session, alert, "system", alert.state, at=now,
+               said=Said("history.worse", sig.text, sig.message))
+        return "upgraded"
+    return None
 
 
 def _with_text(details: dict[str, Any] | None, text: Text | None) -> dict[str, Any] | None:
@@ -245,7 +288,7 @@ def _expire_snoozes(session: Session, now: datetime) -> list[tuple[Alert, str]]:
     for alert, row in rows:
         if _claim(session, alert, "snoozed", "open"):
             row.snoozed_until = None
-            _move(session, alert, "open", "system", now, "snooze expired")
+            _move(session, alert, "open", "system", now, said=Said("history.snooze_expired"))
             changes.append((alert, "snooze_expired"))
     return changes
 
@@ -269,8 +312,9 @@ def _escalate(session: Session, now: datetime, policy: LifecyclePolicy
         if won.rowcount != 1:
             continue  # another worker escalated it first
         session.refresh(row)
-        _move(session, alert, "escalated", "system", now,
-              f"not acknowledged within {wait}: level {level + 1}")
+        _move(session, alert, "escalated", "system", now, said=Said(
+            "history.escalated", args=(("level", level + 1),
+                                       ("minutes", wait.total_seconds() / 60))))
         changes.append((alert, "escalated"))
     return changes
 

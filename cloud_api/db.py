@@ -130,6 +130,18 @@ class AlertEvent(Base):
     comment: Mapped[str | None] = mapped_column(Text)
 
 
+class AlertEventText(Base):
+    """What the system wrote in an alert's history, in every language of the catalogue
+    (``alerting.messages.HISTORY``), rendered when written; ``AlertEvent.comment`` keeps the
+    English. A table of its own (``create_all`` adds tables, never columns); events written by
+    a clinician, or before this table, have no row."""
+
+    __tablename__ = "alert_event_texts"
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    messages: Mapped[dict[str, str]] = mapped_column(JSON)
+
+
 class AlertTimer(Base):
     """Lifecycle of an alert beyond its state (cloud_api.alerts; a table of its own:
     ``create_all`` adds tables to an existing database, never columns): wall time of the last

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from cloud_api import alerts as alert_store
 from cloud_api import audit
 from cloud_api.context import ApiContext
-from cloud_api.db import Alert, AlertEvent
+from cloud_api.db import Alert, AlertEvent, AlertEventText
 from cloud_api.routes.deps import (
     AUTH_ERRORS,
     BODY_ERRORS,
@@ -65,6 +65,9 @@ class EventOut(BaseModel):
     from_state: str | None
     to_state: str
     comment: str | None
+    # the system's own lines in every language (``{"en": ..., "fr": ...}``); None for a
+    # clinician's comment, shown as written
+    messages: dict[str, str] | None = None
 
 
 def _alert_out(a: Alert) -> AlertOut:
@@ -139,5 +142,8 @@ def alert_history(ctx: Ctx, who: Staff, alert_id: AlertId) -> list[EventOut]:
         _visible_alert(session, who, alert_id, note)
         events = session.scalars(select(AlertEvent).where(AlertEvent.alert_id == alert_id)
                                  .order_by(AlertEvent.seq))
+        said = {t.seq: t.messages for t in session.scalars(
+            select(AlertEventText).where(AlertEventText.alert_id == alert_id))}
         return [EventOut(at=iso(e.at), who=e.who, from_state=e.from_state,
-                         to_state=e.to_state, comment=e.comment) for e in events]
+                         to_state=e.to_state, comment=e.comment, messages=said.get(e.seq))
+                for e in events]

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from alerting.engine import Engine
 from alerting.messages import (
     CATALOGUE,
+    HISTORY,
     LANGUAGES,
     NOTICE,
     TARGET_ROW,
@@ -29,6 +30,7 @@ from alerting.messages import (
     Text,
     placeholders,
     render,
+    render_history,
     render_notice,
     render_or,
 )
@@ -254,3 +256,20 @@ def test_unknown_key_or_bad_arguments() -> None:
                                     {"key": "k", "args": {"a": [[{}]]}}])
 def test_text_from_anything_else_is_none(stored: object) -> None:
     assert Text.from_json(stored) is None
+
+
+@pytest.mark.parametrize("key", sorted(HISTORY))
+def test_history_lines_in_every_language_with_the_same_placeholders(key: str) -> None:
+    templates = HISTORY[key]
+    assert set(templates) == set(LANGUAGES), f"{key}: languages {sorted(templates)}"
+    fields = {lang: placeholders(t) for lang, t in templates.items()}
+    assert fields["en"] == fields["fr"], f"{key}: placeholders differ {fields}"
+    args: dict[str, Arg] = {name: 2 for name in fields["en"] - {"text"}}
+    hypo = Text.of("dm.hypoglycaemia.level2", {"value": 48.0, "threshold": 54.0})
+    for lang in LANGUAGES:
+        line = render_history(key, lang, hypo, "level 2 hypoglycaemia 48 mg/dL (< 54)", **args)
+        assert "{" not in line
+        if "text" in fields["en"]:
+            assert hypo.render(lang) in line
+    # an alert stored without a key: its English message in every language
+    assert render_history("history.worse", "fr", None, "old words") == "aggravation : old words"

@@ -108,6 +108,18 @@ def test_a_nurse_sees_acknowledges_reads_the_trend_and_attributes(
     _shot(page, "03-inbox-acknowledged")
     history = cloud.api.get(f"/alerts/{card.get_attribute('data-alert')}/history").json()
     assert history[-1]["who"] == NURSE and "Resucrage" in history[-1]["comment"]
+    # the history in the page: the system's line in French, the nurse's comment as written
+    page.locator(".alert.st-acknowledged", has_text=PATIENT).first.locator(
+        "button.history").click()
+    lines = page.locator("#history-dialog ol.history li")
+    lines.last.wait_for()
+    texts = lines.all_inner_texts()
+    assert "Vigie (automatique)" in texts[0] and "Hypoglycémie de niveau" in texts[0], texts
+    assert NURSE in texts[-1] and "acquittée" in texts[-1] and "Resucrage 15 g" in texts[-1]
+    assert any("aggravation : Hypoglycémie de niveau 2 : 48" in x for x in texts), texts
+    _shot(page, "03b-alert-history")
+    page.click("#history-dialog button[value=close]")
+    page.locator("#history-dialog").wait_for(state="detached")
 
     page.goto(f"{base}/ui/patients/{PATIENT}?days=1")
     page.locator("#chart-glucose svg polyline").wait_for()

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from alerting.engine import Engine
 from alerting.seam import AlertSignal
 from alerting.settings import PatientSettings, RulesConfig
-from cloud_api.alerts import LiveIndex, alert_messages, apply_signals
+from cloud_api.alerts import LiveIndex, alert_messages, apply_signals, tick_lifecycle
 from cloud_api.db import Alert
 from tests.cloud_api.api_kit import T0, Api
 from vigie.contract import CANONICAL_UNIT, Kind, Reading
@@ -84,3 +84,31 @@ def test_unrenderable_stored_text_falls_back_to_english(api: Api) -> None:
                 .json() if a["id"] == api.alpha.alert_id)
     assert item["messages"] == {"en": "alpha-message"}
     assert item["message_key"] == "some.future.key"
+
+
+def test_the_systems_history_lines_read_in_french(api: Api) -> None:
+    """What the system writes in an alert's history (raised, worse, escalated) comes
+    in every language; a clinician's comment is shown as written, in ``comment`` only."""
+    _glucose(api, 65, 1)  # level 1
+    headers = api.token("nurse-alpha")
+    aid = _hypo(api.client.get("/alerts/inbox", headers=headers).json())["id"]
+    ack = api.client.post(f"/alerts/{aid}/acknowledge", headers=headers,
+                          json={"comment": "resucrage, 15 g"})
+    assert ack.status_code == 200, ack.text
+    _glucose(api, 48, 2)  # worse: the acknowledged alert reopens
+    with api.ctx.sessions.begin() as session:
+        assert tick_lifecycle(session, T0 + timedelta(minutes=20))  # 15 min unacknowledged
+    history = api.client.get(f"/alerts/{aid}/history", headers=headers).json()
+    lines = [(h["who"], h["to_state"], h["comment"], h["messages"]) for h in history]
+    hypo1 = "level 1 hypoglycaemia 65 mg/dL (< 70)"
+    assert lines[:2] == [
+        ("system", "open", hypo1,
+         {"en": hypo1, "fr": "Hypoglycémie de niveau 1 : 65 mg/dL (< 70)"}),
+        ("nurse-alpha", "acknowledged", "resucrage, 15 g", None)]
+    assert lines[2][1:] == ("open", "worse: level 2 hypoglycaemia 48 mg/dL (< 54)", {
+        "en": "worse: level 2 hypoglycaemia 48 mg/dL (< 54)",
+        "fr": "aggravation : Hypoglycémie de niveau 2 : 48 mg/dL (< 54)"})
+    assert lines[3][1:] == ("escalated", "not acknowledged within 15 min: level 1", {
+        "en": "not acknowledged within 15 min: level 1",
+        "fr": "non acquittée en 15 min : niveau 1"})
+    assert len(lines) == 4

@@ -209,6 +209,7 @@ function alertCard(a) {
       el("option", { value: "" }, `${t("snooze")}…`),
       [15, 60, 240, 1440].map((m) => el("option", { value: m }, t(`snooze_${m}`)))),
       el("button", { class: "ghost", onclick: () => resolveDialog(a) }, t("resolve")),
+      el("button", { class: "ghost history", onclick: () => historyDialog(a) }, t("history")),
       el("a", { class: "button ghost", href: `/ui/patients/${encodeURIComponent(a.patient)}` },
         t("open_trend"))));
   return card;
@@ -230,6 +231,25 @@ function commentDialog(title, onok) {
   document.body.append(dlg);
   dlg.showModal();
   text.focus();
+}
+// Who did what to an alert, and when: the system's lines in the page's language (rendered by
+// the API), a clinician's comment as written.
+async function historyDialog(a) {
+  let rows;
+  try { rows = await api(`/alerts/${a.id}/history`); } catch (e) { flash(e.message); return; }
+  const said = (h) => (h.messages && h.messages[LANG]) || h.comment;
+  const list = el("ol", { class: "history" }, rows.map((h) => el("li", {},
+    el("div", { class: "history-head" }, el("time", { datetime: h.at }, fmtTime(h.at)),
+      el("span", { class: "who" }, h.who === "system" ? t("system") : h.who),
+      el("span", { class: `state st-${h.to_state}` }, t(h.to_state))),
+    said(h) ? el("p", { class: "history-text" }, said(h)) : null)));
+  const dlg = el("dialog", { id: "history-dialog" }, el("form", { method: "dialog" },
+    el("h2", {}, `${t("history")} — ${a.patient} · ${alertText(a)}`), list,
+    el("div", { class: "actions" },
+      el("button", { value: "close", class: "primary" }, t("close_dialog")))));
+  dlg.addEventListener("close", () => dlg.remove());
+  document.body.append(dlg);
+  dlg.showModal();
 }
 const ackDialog = (a) => commentDialog(`${t("acknowledge")} — ${a.patient} · ${a.rule}`,
   async (comment) => {
