@@ -13,7 +13,10 @@ Guarantees, and how:
   against the reading's receive time or the engine clock, whichever is later) is signalled
   with ``late=True`` and never above warning: a three-day-old weight is not an urgent page.
   Level rules (glucose, vitals) have ``stale_after``: older values fire nothing at all.
-- Idempotent. A reading id already seen is ignored (ingest may redeliver).
+- Idempotent. A reading id already evaluated is ignored (ingest may redeliver). A reading
+  the warm-up loaded from history is evaluated once when it is delivered itself: a worker
+  killed between its InfluxDB write and its alert transaction left it stored, unevaluated,
+  and its redelivery may come after later readings of the same patient.
 - Deterministic. Rules run in catalogue order, points in time order, patients in id order.
 - Warm-up. An optional history loader ``(patient_id, kind, start, end) -> readings`` is
   called once per patient and kind, when the patient is first seen, to fill the windows.
@@ -146,6 +149,12 @@ class Engine:
             return []
         state = self._state(pid, reading)
         measured, received = ts(reading.measured_at), ts(reading.received_at)
+        if reading.id in state.unevaluated:
+            # Met in the warm-up's history before its own delivery: its rules may never have
+            # run. Its history copy goes, and it is evaluated as a late reading would be.
+            state.unevaluated.discard(reading.id)
+            state.seen.discard(reading.id)
+            state.get(reading.kind).remove(measured, reading.id)
         if reading.id in state.seen or measured < state.horizon.get(reading.kind, -math.inf):
             return []
         state.seen.add(reading.id)
@@ -271,6 +280,7 @@ class Engine:
                     t = ts(item.measured_at)
                     state.get(kind).insert(Sample(t, float(item.value), item.id, t))
                     state.seen.add(item.id)
+                    state.unevaluated.add(item.id)
                     state.since = min(state.since, t)
         log.debug("warmed up a patient with %d samples", len(state.seen))
 

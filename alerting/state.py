@@ -111,6 +111,14 @@ class Series:
     def last_n(self, n: int) -> list[Sample]:
         return self._samples[-n:]
 
+    def remove(self, t: float, sample_id: str) -> bool:
+        """Take out the sample (t, sample_id); False if there is none."""
+        at = bisect.bisect_left(self._keys, (t, sample_id))
+        if at == len(self._keys) or self._keys[at] != (t, sample_id):
+            return False
+        del self._keys[at], self._samples[at]
+        return True
+
     def prune_before(self, t: float) -> list[Sample]:
         """Drop samples older than ``t``; return them (the caller forgets their ids)."""
         lo = self._lo(t)
@@ -146,6 +154,9 @@ class PatientState:
     patient_id: str
     series: dict[Kind, Series] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
+    # ids loaded by the warm-up: stored, but their rules may never have run (a worker killed
+    # between its InfluxDB write and its alert transaction); the first delivery evaluates them
+    unevaluated: set[str] = field(default_factory=set)
     devices: dict[str, DeviceInfo] = field(default_factory=dict)
     ledger: dict[LedgerKey, Finding] = field(default_factory=dict)
     raised: dict[str, Severity] = field(default_factory=dict)  # rule -> last severity sent
@@ -182,6 +193,7 @@ class PatientState:
             self.horizon[kind] = max(self.horizon.get(kind, limit), limit)
             for sample in series.prune_before(limit):
                 self.seen.discard(sample.id)
+                self.unevaluated.discard(sample.id)
         oldest = min(before.values(), default=float("-inf"))
         for key in [k for k in self.ledger if k[1] < oldest]:
             del self.ledger[key]

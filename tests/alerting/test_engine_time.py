@@ -132,8 +132,36 @@ def test_warm_up_loader_called_once_per_patient_and_kind() -> None:
     assert all(c[0] == "p-1" for c in calls)
     weight_call = next(c for c in calls if c[1] is Kind.WEIGHT)
     assert weight_call[3] == T0 + days(28) and weight_call[2] <= T0 - days(150)
-    # history is not re-alerted, and redelivering a loaded reading is a no-op
+    # history is not re-alerted: a loaded reading delivered again is evaluated once, as a
+    # late reading, and a steady weight says nothing
     assert eng.evaluate(history[5]) == []
+    assert eng.evaluate(history[5]) == []
+
+
+def test_a_stored_low_delivered_after_later_readings_still_alerts() -> None:
+    """A shard worker killed between its InfluxDB write and its alert transaction leaves a
+    low stored but never evaluated. Its redelivery can come after later readings of the
+    patient: the new engine's warm-up then meets the low as history. It must still page, once,
+    and the later readings' findings must not be signalled twice."""
+    low = reading(Kind.GLUCOSE, 45, T0)
+    later = [reading(Kind.GLUCOSE, 100 + i, T0 + minutes(5 * (i + 1))) for i in range(3)]
+    stored = [low, *later]
+
+    def loader(pid: str, kind: Kind, start: datetime, end: datetime) -> list[Reading]:
+        return [r for r in stored if kind is r.kind and start <= r.measured_at < end]
+
+    eng = Engine(history_loader=loader)
+    first = eng.evaluate(later[-1])  # met first: the warm-up loads the low and later[0:2]
+    assert not raised(first, "dm.hypoglycaemia")
+    redelivered = [s for r in stored for s in eng.evaluate(r)]
+    lows = raised(redelivered, "dm.hypoglycaemia")
+    assert [(s.severity, s.reading_id) for s in lows] == [(Severity.URGENT, low.id)]
+    assert all(eng.evaluate(r) == [] for r in stored), "evaluated once"
+    # the same findings as when the low came in order
+    in_order = Engine()
+    for r in stored:
+        in_order.evaluate(r)
+    assert eng.findings("p-1") == in_order.findings("p-1")
 
 
 def test_warm_up_failure_is_retryable() -> None:
