@@ -47,7 +47,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.engine import Engine
-from alerting.seam import AlertSignal
+from alerting.seam import AlertSignal, Prepares
 from alerting.settings import WarmUpError
 from cloud_api.alerts import LiveIndex, record_edge_alarms
 from cloud_api.db import make_engine, make_sessions
@@ -362,6 +362,8 @@ class ShardWorker(_RetryRecord):
         # Evaluate before the transaction: a patient's warm-up queries InfluxDB, and on SQLite
         # the transaction holds the write lock every other worker waits for.
         signals: dict[str, list[AlertSignal]] = {}
+        if isinstance(self.evaluator, Prepares):  # the batch's new patients: one query each 100
+            self.evaluator.prepare([reading for reading, _ in work.readings])
         for reading, _ in work.readings:
             if reading.id not in signals:
                 signals[reading.id] = self.evaluator.evaluate(reading)

@@ -11,6 +11,7 @@ import pytest
 from alerting.engine import Engine
 from cloud_api.app import CloudSettings, build
 from cloud_api.influx import InfluxV1, TimeSeriesStore
+from cloud_api.ingest import _Work
 from cloud_api.points import to_line
 from cloud_api.queries import HistoryLoader
 from tests.alerting.alerting_kit import reading
@@ -68,9 +69,10 @@ def _influx_queries(store: TimeSeriesStore) -> int:
 @pytest.mark.parametrize("role", ["all", "shard"])
 def test_the_cloud_gives_its_engine_the_batched_loader(
         services: Services, tmp_path: Path, role: str) -> None:
-    """The engine of ``vigie cloud run`` (single process and shard worker) warms a batch of
-    new patients up in one query per hundred, counted by InfluxDB itself. Before, the cloud
-    wrapped the loader in a function without ``prefetch``: one query per patient."""
+    """A batch of new patients through the worker of ``vigie cloud run`` (single process and
+    shard worker) warms up in one query per hundred, counted by InfluxDB itself. Before, the
+    cloud wrapped the loader in a function without ``prefetch``, and the shard worker never
+    asked for a prefetch: one query per patient."""
     ctx, ingest = build(CloudSettings(mqtt=services.mqtt, influx_url=services.influx.url,
                                       influx_db="warmup_app", role=role,
                                       db_url=f"sqlite:///{tmp_path / 'cloud.sqlite3'}"))
@@ -78,10 +80,9 @@ def test_the_cloud_gives_its_engine_the_batched_loader(
     batch = [reading(Kind.GLUCOSE, 110.0, NOW, pid=f"p-{role}-{i}") for i in range(150)]
     ctx.store.write([to_line(r, "site-1") for r in batch])
     before = _influx_queries(ctx.store)
-    ingest.evaluator.prepare(batch)
-    for r in batch:
-        ingest.evaluator.evaluate(r)
+    ingest._record(_Work(readings=[(r, "site-1") for r in batch]))  # what a batch goes through
     # two prefetches (150 patients, a hundred per query) and the second SHOW STATS
     assert _influx_queries(ctx.store) - before == 3
+    assert ingest.stats.readings_stored == 150
     ctx.store.close()
     ctx.sessions.kw["bind"].dispose()
