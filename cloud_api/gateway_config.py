@@ -89,10 +89,6 @@ class ConfigPublisher:
         self._next_poll = 0.0
         self.published = 0
 
-    def tracks(self, mid: int) -> bool:
-        """Whether ``mid`` is a device list waiting for its PUBACK (paho's thread asks)."""
-        return any(sent.info.mid == mid for sent in list(self._inflight.values()))
-
     def step(self, connected: bool) -> None:
         now = time.monotonic()
         if now < self._next_poll:

@@ -184,8 +184,10 @@ class Ingest:
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode,
                     props: Properties | None) -> None:
-        # a device list the broker refused (its ACL): is_published() alone says "acknowledged"
-        if rc.is_failure and self.device_lists is not None and self.device_lists.tracks(mid):
+        # a device list the broker refused (its ACL): is_published() alone says "acknowledged".
+        # Device lists are all this client publishes; the PUBACK may come before the
+        # publisher has noted the mid, so every refused mid is kept for it to claim.
+        if rc.is_failure and self.device_lists is not None:
             self._refused_mids.add(mid)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
