@@ -103,15 +103,13 @@ def rotate(session: Session, token: str, issuer: TokenIssuer) -> Issued | Refres
         return RefreshRefused("refresh token revoked: log in again", "revoked", who, family)
     if row.expires_at <= now:
         return RefreshRefused("refresh token expired: log in again", "expired", who, family)
-    if row.revoked:
-        successor = _lost_reply(session, row, now, issuer)
-        if successor is None:
-            return _reused(session, who, family)
+    successor = _lost_reply(session, row, now, issuer) if row.revoked else None
+    if row.revoked and successor is None:
+        return _reused(session, who, family)
     if accounts.principal(session, who) is None:
         _revoke(session, "user", RefreshToken.username == who)
         return RefreshRefused("user no longer exists or is disabled", "user", who, family)
-    if row.revoked:  # a lost reply: its unused successor gives way (compare-and-set)
-        assert successor is not None
+    if successor is not None:  # a lost reply: its unused successor gives way (compare-and-set)
         gone = _revoke(session, "superseded", RefreshToken.id == successor.id)
         row.last_used_at = now  # the grace runs from the latest answer
         if gone != 1:
