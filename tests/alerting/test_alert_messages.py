@@ -118,13 +118,20 @@ def emitted(key: str) -> tuple[AlertSignal, ...]:
                  and s.text.key == key)
 
 
-@pytest.mark.parametrize("key", sorted(CATALOGUE))
-def test_catalogue_entry_in_every_language_with_the_same_placeholders(key: str) -> None:
-    templates = CATALOGUE[key]
+def _same_placeholders(table: dict[str, dict[str, str]], key: str) -> set[str]:
+    """The placeholders of ``key``'s templates, checked to be there in every language and
+    the same in each."""
+    templates = table[key]
     assert set(templates) == set(LANGUAGES), f"{key}: languages {sorted(templates)}"
     fields = {lang: placeholders(t) for lang, t in templates.items()}
-    assert fields["en"] == fields["fr"], f"{key}: placeholders differ {fields}"
-    assert fields["en"], f"{key}: a text without arguments"
+    assert all(f == fields["en"] for f in fields.values()), f"{key}: placeholders differ {fields}"
+    return fields["en"]
+
+
+@pytest.mark.parametrize("key", sorted(CATALOGUE))
+def test_catalogue_entry_in_every_language_with_the_same_placeholders(key: str) -> None:
+    fields = _same_placeholders(CATALOGUE, key)
+    assert fields, f"{key}: a text without arguments"
 
 
 def test_terms_cover_every_target_metric_in_every_language() -> None:
@@ -135,11 +142,8 @@ def test_terms_cover_every_target_metric_in_every_language() -> None:
 
 @pytest.mark.parametrize("key", sorted(NOTICE))
 def test_notification_words_in_every_language_with_the_same_placeholders(key: str) -> None:
-    templates = NOTICE[key]
-    assert set(templates) == set(LANGUAGES), f"{key}: languages {sorted(templates)}"
-    fields = {lang: placeholders(t) for lang, t in templates.items()}
-    assert fields["en"] == fields["fr"], f"{key}: placeholders differ {fields}"
-    args: dict[str, Arg] = {name: 2 if name == "n" else "x" for name in fields["en"]}
+    fields = _same_placeholders(NOTICE, key)
+    args: dict[str, Arg] = {name: 2 if name == "n" else "x" for name in fields}
     for lang in LANGUAGES:
         assert "{" not in render_notice(key, lang, **args)
 
@@ -260,16 +264,13 @@ def test_text_from_anything_else_is_none(stored: object) -> None:
 
 @pytest.mark.parametrize("key", sorted(HISTORY))
 def test_history_lines_in_every_language_with_the_same_placeholders(key: str) -> None:
-    templates = HISTORY[key]
-    assert set(templates) == set(LANGUAGES), f"{key}: languages {sorted(templates)}"
-    fields = {lang: placeholders(t) for lang, t in templates.items()}
-    assert fields["en"] == fields["fr"], f"{key}: placeholders differ {fields}"
-    args: dict[str, Arg] = {name: 2 for name in fields["en"] - {"text"}}
+    fields = _same_placeholders(HISTORY, key)
+    args: dict[str, Arg] = {name: 2 for name in fields - {"text"}}
     hypo = Text.of("dm.hypoglycaemia.level2", {"value": 48.0, "threshold": 54.0})
     for lang in LANGUAGES:
         line = render_history(key, lang, hypo, "level 2 hypoglycaemia 48 mg/dL (< 54)", **args)
         assert "{" not in line
-        if "text" in fields["en"]:
+        if "text" in fields:
             assert hypo.render(lang) in line
     # an alert stored without a key: its English message in every language
     assert render_history("history.worse", "fr", None, "old words") == "aggravation : old words"

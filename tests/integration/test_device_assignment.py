@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cloud, wait_for
+from tests.conftest import Cloud, GatewayProc, wait_for
 from vigie.services import Services
 
 pytestmark = pytest.mark.integration
@@ -30,6 +30,19 @@ def _replay(path: Path) -> None:
             t = f"2026-11-01T{i // 60 // 60:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"
             f.write(json.dumps({"device": "dev-9", "kind": "glucose", "value": 100 + i,
                                 "unit": "mg/dL", "time": t, "seq": i}) + "\n")
+
+
+def _ward(cloud: Cloud, gateway_factory: Any, tmp_path: Path) -> GatewayProc:
+    """Site, patient p-9 and gateway gw-c in the API; gw-c started on the replay of dev-9,
+    a device nobody has assigned yet."""
+    for path, body in (("/sites", {"id": "site-1", "name": "Site 1"}),
+                       ("/patients", {"id": "p-9", "site": "site-1"}),
+                       ("/gateways", {"id": "gw-c", "site": "site-1"})):
+        assert cloud.api.post(path, json=body).status_code == 201
+    replay = tmp_path / "r.jsonl"
+    _replay(replay)
+    gw: GatewayProc = gateway_factory("gw-c", replay, rate=RATE).start()
+    return gw
 
 
 def _attributed(cloud: Cloud) -> list[float]:
@@ -52,12 +65,7 @@ def _outbox_patients(gw_dir: Path) -> list[str | None]:
 def test_assigned_device_is_attributed_and_survives_restart(
         services: Services, cloud: Cloud, gateway_factory: Any, tmp_path: Path) -> None:
     api = cloud.api
-    assert api.post("/sites", json={"id": "site-1", "name": "Site 1"}).status_code == 201
-    assert api.post("/patients", json={"id": "p-9", "site": "site-1"}).status_code == 201
-    assert api.post("/gateways", json={"id": "gw-c", "site": "site-1"}).status_code == 201
-    replay = tmp_path / "r.jsonl"
-    _replay(replay)
-    gw = gateway_factory("gw-c", replay, rate=RATE).start()
+    gw = _ward(cloud, gateway_factory, tmp_path)
     wait_for(lambda: len(cloud.ids()) >= 10, 30, "first (unattributed) readings stored")
 
     created = api.post("/devices", json={"id": "dev-9", "site": "site-1", "gateway": "gw-c",
@@ -97,12 +105,7 @@ def test_an_assignment_reaches_the_gateway_while_influxdb_is_down(
     """The ingest worker retries its InfluxDB write in a loop; device lists are published
     from that loop too, so a nurse's assignment does not wait for the database to return."""
     api = cloud.api
-    assert api.post("/sites", json={"id": "site-1", "name": "Site 1"}).status_code == 201
-    assert api.post("/patients", json={"id": "p-9", "site": "site-1"}).status_code == 201
-    assert api.post("/gateways", json={"id": "gw-c", "site": "site-1"}).status_code == 201
-    replay = tmp_path / "r.jsonl"
-    _replay(replay)
-    gw = gateway_factory("gw-c", replay, rate=RATE).start()
+    gw = _ward(cloud, gateway_factory, tmp_path)
     wait_for(lambda: len(cloud.ids()) >= 5, 30, "first readings stored")
     services.influx.stop()
     wait_for(lambda: "InfluxDB unavailable" in cloud.log(), 20, "ingest retrying its write")
