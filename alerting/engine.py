@@ -47,11 +47,12 @@ from alerting.settings import (
     merged_overrides,
 )
 from alerting.state import DAY, Finding, PatientState, Sample, Series, dt, ts
-from vigie.contract import CANONICAL_UNIT, Kind, Reading
+from vigie.contract import CANONICAL_UNIT, FUTURE_ALLOWANCE, Kind, Reading
 
 __all__ = ["Engine", "HistoricReading", "HistoryLoader", "midnights"]
 
 log = logging.getLogger(__name__)
+_FUTURE_S = FUTURE_ALLOWANCE.total_seconds()
 
 
 class HistoricReading(Protocol):
@@ -147,8 +148,13 @@ class Engine:
         pid = reading.patient_id
         if pid is None:
             return []
-        state = self._state(pid, reading)
         measured, received = ts(reading.measured_at), ts(reading.received_at)
+        if measured > received + _FUTURE_S:
+            # Ingest refuses these (vigie.contract.time_problem); here too, one such point
+            # would become the patient's latest and prune every real reading before it.
+            log.warning("reading %s measured after its receipt: not evaluated", reading.id)
+            return []
+        state = self._state(pid, reading)
         if reading.id in state.unevaluated:
             # Met in the warm-up's history before its own delivery: its rules may never have
             # run. Its history copy goes, and it is evaluated as a late reading would be.
@@ -183,6 +189,13 @@ class Engine:
             signals += self._silence(state, t, silent, clear_only=False)
             self._prune(state)
         return signals
+
+    def forget(self, patient_ids: Iterable[str]) -> None:
+        """Drop what the engine holds for these patients: after a failed transaction their
+        state may count readings whose alerts were never committed. The next reading warms
+        them up again from storage, where those readings are found unevaluated."""
+        for pid in patient_ids:
+            self._patients.pop(pid, None)
 
     def heartbeat(self, gateway_id: str, at: datetime) -> None:
         """A gateway status message: it is alive, and from now on watched for silence."""

@@ -7,7 +7,7 @@ per patient and rule).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -73,6 +73,14 @@ class Prepares(Protocol):
     has not met yet with one round trip to the store instead of one per patient)."""
 
     def prepare(self, readings: Sequence[Reading]) -> None: ...
+
+
+@runtime_checkable
+class Forgets(Protocol):
+    """An evaluator that can drop its state of some patients (after a failed transaction,
+    so that their readings are evaluated again from storage)."""
+
+    def forget(self, patient_ids: Iterable[str]) -> None: ...
 
 
 @runtime_checkable

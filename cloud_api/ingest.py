@@ -11,26 +11,27 @@ its reason and acknowledged: it never blocks the stream and never crashes the wo
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting.seam import Clocked, Configurable, Evaluator, Prepares
+from alerting.seam import Clocked, Configurable, Evaluator, Forgets, Prepares
+from alerting.settings import WarmUpError
 from cloud_api import streams
 from cloud_api.alerts import (
     AlertHook,
@@ -40,32 +41,28 @@ from cloud_api.alerts import (
     record_edge_alarms,
     tick_lifecycle,
 )
-from cloud_api.db import Gateway, Quarantine
-from cloud_api.errors import ConfigError, StoreRejected, StoreUnavailable
+from cloud_api.db import Alert, Gateway, Quarantine
+from cloud_api.errors import ConfigError, StoreUnavailable
 from cloud_api.gateway_config import ConfigPublisher
 from cloud_api.influx import TimeSeriesStore
-from cloud_api.points import to_line
 from cloud_api.profiles import ProfileSync
+from cloud_api.stages.decode import decode_message
+from cloud_api.stages.refusal import code_of, refusal
+from cloud_api.stages.store import write_isolating
+from cloud_api.stages.work import Sited, Work
 from cloud_api.tenancy import register_patient
 from vigie.contract import (
     ALARMS_SUBSCRIPTION,
     OBSERVATIONS_SUBSCRIPTION,
     STATUS_SUBSCRIPTION,
     ContractError,
-    EdgeAlarm,
-    Reading,
-    decode_alarms,
-    decode_batch,
     gateway_from_topic,
     now_utc,
-    plausibility_problem,
-    reading_from_json,
 )
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 86400
-PAYLOAD_KEEP = 4000  # characters of an offending payload kept in quarantine
 
 
 @dataclass(frozen=True)
@@ -89,6 +86,11 @@ class IngestStats:
     connected: bool = False
     subscribed: bool = False
     last_error: str | None = None
+    # quarantined items by a short, bounded code (``cloud_api.stages.Refusal.code``)
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    alerts_by_rule: dict[str, int] = field(default_factory=dict)  # alerts opened, per rule
+    store_ok: bool = True  # the last InfluxDB write (or retry) succeeded
+    loop_at: float = field(default_factory=time.monotonic)  # worker loop last went round
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -99,7 +101,7 @@ class LatencyWindow:
     def __init__(self, size: int = 10_000) -> None:
         self._values: deque[float] = deque(maxlen=size)
 
-    def add(self, stored_at: datetime, readings: Sequence[tuple[Reading, str | None]]) -> None:
+    def add(self, stored_at: datetime, readings: Sequence[Sited]) -> None:
         self._values.extend((stored_at - r.received_at).total_seconds() * 1000
                             for r, _ in readings)
 
@@ -111,23 +113,10 @@ class LatencyWindow:
                 "p99_ms": values[min(len(values) - 1, int(len(values) * 0.99))]}
 
 
-@dataclass
-class _Work:
-    """What one batch of messages amounts to before anything is written."""
-
-    readings: list[tuple[Reading, str | None]] = field(default_factory=list)
-    quarantine: list[Quarantine] = field(default_factory=list)
-    statuses: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    alarms: list[tuple[str, list[EdgeAlarm]]] = field(default_factory=list)  # paged on site
-
-
-def _quarantine(topic: str, gateway: str | None, reason: str, payload: Any,
-                reading_id: str | None = None) -> Quarantine:
-    text = payload if isinstance(payload, str) else (
-        payload.decode("utf-8", "replace") if isinstance(payload, bytes)
-        else json.dumps(payload, default=str))
-    return Quarantine(received_at=now_utc(), topic=topic[:512], gateway_id=gateway,
-                      reading_id=reading_id, reason=reason[:2000], payload=text[:PAYLOAD_KEEP])
+# Failures worth retrying as they are (a locked database, a store away during a warm-up) before
+# the messages in hand are suspected; past TRANSIENT_ATTEMPTS they are bisected like any other.
+TRANSIENT: Final = (OperationalError, IntegrityError, WarmUpError, StoreUnavailable)
+TRANSIENT_ATTEMPTS: Final = 5
 
 
 class Ingest:
@@ -151,13 +140,16 @@ class Ingest:
         self.max_messages = max_messages
         self.stats = IngestStats()
         self.latency = LatencyWindow()
-        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        # messages from paho's thread, with the monotonic time each arrived (ingest lag)
+        self._queue: queue.Queue[tuple[float, mqtt.MQTTMessage]] = queue.Queue()
+        self._in_hand_since: float | None = None  # arrival of the oldest message in hand
         prefix = f"$share/{share_group}/" if share_group else ""
         self._subscriptions = [(prefix + OBSERVATIONS_SUBSCRIPTION, 1),
                                (prefix + STATUS_SUBSCRIPTION, 1),
                                (prefix + ALARMS_SUBSCRIPTION, 1)]
         self.client = self._make_client(client_id)
         self._live: LiveIndex | None = None
+        self._current: Work | None = None  # the batch being processed (forgotten on failure)
         self._sites: dict[str, str | None] = {}  # patients registered: id -> site seen
         self._profiles: ProfileSync | None = None
         # device lists pushed to gateways (cloud_api.gateway_config): one worker only
@@ -216,8 +208,17 @@ class Ingest:
             log.warning("ingest disconnected: %s", rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(msg)
+        self._queue.put((time.monotonic(), msg))
 
+    def lag_s(self) -> float:
+        """Age, in seconds, of the oldest message received and not yet acknowledged (0 when
+        none waits): what ``/ready`` and the ``vigie_ingest_lag_seconds`` metric report."""
+        oldest = self._in_hand_since
+        with self._queue.mutex:
+            if self._queue.queue:
+                first = self._queue.queue[0][0]
+                oldest = first if oldest is None else min(oldest, first)
+        return 0.0 if oldest is None else max(0.0, time.monotonic() - oldest)
     # -- running ------------------------------------------------------------------------
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -232,18 +233,95 @@ class Ingest:
         self.client.loop_stop()
 
     def run(self, stop: threading.Event) -> None:
-        """Process messages until ``stop`` is set (messages in hand stay unacknowledged)."""
+        """Process messages until ``stop`` is set (messages in hand stay unacknowledged).
+
+        Nothing a message holds ends this loop: a batch whose handling fails is retried while
+        the failure looks transient, then halved until the message at fault stands alone and
+        is quarantined (``_dead_letter``), the others going through as usual."""
         self.start()
         try:
             while not stop.is_set():
+                self.stats.loop_at = time.monotonic()
+                if self._tick_due():
+                    self._guarded(lambda: self._tick(now_utc()), stop)
                 batch = self._take(timeout=0.2)
                 if batch:
-                    self.process(batch, stop)
-                elif self._tick_due():
-                    self._record(_Work())  # silence rules fire even when nothing arrives
+                    self._in_hand_since = batch[0][0]
+                    try:
+                        self._guarded(partial(self._process_isolating,
+                                              [msg for _, msg in batch], stop, set()), stop)
+                    finally:
+                        self._in_hand_since = None
                 self._publish_device_lists()
         finally:
             self.stop()
+
+    def _guarded(self, step: Callable[[], None], stop: threading.Event) -> None:
+        """Run ``step`` until it completes or ``stop`` is set, whatever it raises (a database
+        that cannot even take a quarantine record): wait, then try again."""
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                step()
+                return
+            except Exception as exc:
+                log.exception("ingest step failed; retrying in %.1f s", delay)
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                self._after_failed_record()
+                if stop.wait(delay):
+                    return
+                delay = min(delay * 2, 10.0)
+
+    def _process_isolating(self, messages: list[mqtt.MQTTMessage], stop: threading.Event,
+                           done: set[int]) -> None:
+        """``process`` the messages not yet ``done``; on an unexpected failure, the halves
+        on their own, so that one message at fault is found in ``2 log2(n)`` tries and
+        quarantined on its own (the dead-letter rule), never retried for ever."""
+        todo = [m for m in messages if id(m) not in done]
+        attempts = 0
+        while todo and not stop.is_set():
+            try:
+                if self.process(todo, stop):
+                    done.update(id(m) for m in todo)
+                return
+            except TRANSIENT as exc:
+                attempts += 1
+                self._after_failed_record()
+                if attempts < TRANSIENT_ATTEMPTS:
+                    log.warning("batch not recorded (%s); retry %d", exc, attempts)
+                    self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                    if stop.wait(0.2 * attempts):
+                        return
+                    continue
+                failure: Exception = exc
+            except Exception as exc:
+                log.exception("a batch of %d messages failed", len(todo))
+                self._after_failed_record()
+                failure = exc
+            if len(todo) == 1:
+                self._dead_letter(todo[0], failure)
+                done.add(id(todo[0]))
+                return
+            half = len(todo) // 2
+            self._process_isolating(todo[:half], stop, done)
+            self._process_isolating(todo[half:], stop, done)
+            return
+
+    def _dead_letter(self, msg: mqtt.MQTTMessage, exc: Exception) -> None:
+        """Quarantine a message whose handling failed on its own, then acknowledge it."""
+        try:
+            gateway: str | None = gateway_from_topic(msg.topic)
+        except ContractError:
+            gateway = None
+        row = refusal(msg.topic, gateway, "poison",
+                      f"handling failed: {type(exc).__name__}: {exc}", bytes(msg.payload))
+        log.error("quarantining a message of %s whose handling failed: %s",
+                  gateway or msg.topic[:100], exc)
+        with self.sessions.begin() as session:
+            session.add(row)
+        self._count_refusals([row])
+        if msg.qos > 0:
+            self.client.ack(msg.mid, msg.qos)
 
     def _publish_device_lists(self) -> None:
         if self.device_lists is None:
@@ -253,7 +331,7 @@ class Ingest:
         except SQLAlchemyError as exc:  # a locked database: next poll; never stop ingest
             log.warning("device lists not published this round: %s", exc)
 
-    def _take(self, timeout: float) -> list[mqtt.MQTTMessage]:
+    def _take(self, timeout: float) -> list[tuple[float, mqtt.MQTTMessage]]:
         try:
             first = self._queue.get(timeout=timeout)
         except queue.Empty:
@@ -268,10 +346,12 @@ class Ingest:
 
     # -- processing ---------------------------------------------------------------------
     def process(self, messages: Sequence[mqtt.MQTTMessage], stop: threading.Event) -> bool:
-        """Validate, write, record, then acknowledge. False when stopped before the write."""
-        work = _Work()
+        """Decode, write, record, then acknowledge. False when stopped before the write."""
+        work = Work()
+        self._current = work
+        now = now_utc()
         for msg in messages:
-            self._classify(msg, work)
+            self._classify(msg, work, now)
         if not self._write(work, stop):
             return False
         self._record(work)
@@ -281,70 +361,33 @@ class Ingest:
         self.stats.messages += len(messages)
         return True
 
-    def _classify(self, msg: mqtt.MQTTMessage, work: _Work) -> None:
-        try:
-            gateway = gateway_from_topic(msg.topic)
-        except ContractError as exc:
-            work.quarantine.append(_quarantine(msg.topic, None, str(exc), msg.payload))
-            return
-        if msg.topic.endswith("/alarms"):
-            try:
-                work.alarms.append((gateway, decode_alarms(bytes(msg.payload), gateway)))
-            except ContractError as exc:
-                work.quarantine.append(_quarantine(msg.topic, gateway, str(exc), msg.payload))
-            return
-        if msg.topic.endswith("/status"):
-            self._classify_status(msg, gateway, work)
-            return
-        try:
-            batch = decode_batch(bytes(msg.payload), gateway)
-        except ContractError as exc:
-            work.quarantine.append(_quarantine(msg.topic, gateway, str(exc), msg.payload))
-            return
-        for raw in batch.readings:
-            try:
-                reading = reading_from_json(raw, gateway)
-            except ContractError as exc:
-                rid = raw.get("id") if isinstance(raw, dict) else None
-                work.quarantine.append(_quarantine(msg.topic, gateway, str(exc), raw,
-                                                   rid if isinstance(rid, str) else None))
-                continue
-            problem = plausibility_problem(reading.kind, reading.value, reading.unit)
-            if problem:
-                work.quarantine.append(_quarantine(msg.topic, gateway, problem, raw, reading.id))
-                continue
-            work.readings.append((reading, batch.site))
+    def _classify(self, msg: mqtt.MQTTMessage, work: Work, now: datetime) -> None:
+        decode_message(msg.topic, bytes(msg.payload), now, work)
 
-    def _classify_status(self, msg: mqtt.MQTTMessage, gateway: str, work: _Work) -> None:
-        if not msg.payload:
-            return  # a cleared retained status
-        try:
-            body = json.loads(msg.payload)
-            if not isinstance(body, dict) or body.get("state") not in ("online", "offline"):
-                raise ContractError("status must be {'state': 'online'|'offline', ...}")
-            work.statuses.append((gateway, body))
-        except (ValueError, ContractError) as exc:
-            work.quarantine.append(_quarantine(msg.topic, gateway, f"bad status: {exc}",
-                                               msg.payload))
-
-    def _write(self, work: _Work, stop: threading.Event) -> bool:
+    def _write(self, work: Work, stop: threading.Event) -> bool:
+        """Write the batch's readings; the ones InfluxDB refuses go to quarantine. While
+        InfluxDB is away, retry with a growing delay. False when stopped first."""
         delay = 0.2
         while work.readings:
-            ingested = time.time_ns()
             try:
-                self.store.write([to_line(r, site, ingested) for r, site in work.readings])
-                self.latency.add(now_utc(), work.readings)
-                return True
-            except StoreRejected as exc:
-                log.error("InfluxDB rejected a write, isolating bad points: %s", exc)
-                self._isolate(work, stop)
+                kept, refused = write_isolating(self.store, work.readings, time.time_ns())
             except StoreUnavailable as exc:
                 self.stats.write_retries += 1
+                self.stats.store_ok = False
                 self.stats.last_error = str(exc)
                 log.warning("InfluxDB unavailable (%s); retrying in %.1f s", exc, delay)
                 if not self._wait_publishing(stop, delay):
                     return False
                 delay = min(delay * 2, 5.0)
+                continue
+            self.stats.store_ok = True
+            for (reading, _), why in refused:
+                log.error("InfluxDB refused reading %s: %s", reading.id, why)
+                work.quarantine.append(refusal("", reading.gateway_id, "store", why,
+                                               reading.to_json(), reading.id))
+            work.readings = kept
+            self.latency.add(now_utc(), kept)
+            return True
         return True
 
     def _wait_publishing(self, stop: threading.Event, delay: float) -> bool:
@@ -352,26 +395,13 @@ class Ingest:
         a nurse's assignment does not wait for InfluxDB. False when stopped."""
         deadline = time.monotonic() + delay
         while (left := deadline - time.monotonic()) > 0:
+            self.stats.loop_at = time.monotonic()  # alive, waiting for InfluxDB
             self._publish_device_lists()
             if stop.wait(min(left, 0.5)):
                 return False
         return True
 
-    def _isolate(self, work: _Work, stop: threading.Event) -> None:
-        """Write reading by reading; quarantine the ones InfluxDB refuses."""
-        kept: list[tuple[Reading, str | None]] = []
-        for reading, site in work.readings:
-            try:
-                self.store.write([to_line(reading, site)])
-                kept.append((reading, site))
-            except StoreRejected as exc:
-                work.quarantine.append(_quarantine("", reading.gateway_id, f"store: {exc}",
-                                                   reading.to_json(), reading.id))
-            except StoreUnavailable:
-                kept.append((reading, site))  # the outer loop retries the lot
-        work.readings = kept
-
-    def _record(self, work: _Work) -> None:
+    def _record(self, work: Work) -> None:
         now = now_utc()
         try:
             self._record_in(work, now)
@@ -380,9 +410,25 @@ class Ingest:
             self._sites.clear()
             raise
         self.stats.readings_stored += len(work.readings)
-        self.stats.quarantined += len(work.quarantine)
+        self._count_refusals(work.quarantine)
 
-    def _record_in(self, work: _Work, now: datetime) -> None:
+    def _count_refusals(self, rows: Sequence[Quarantine]) -> None:
+        self.stats.quarantined += len(rows)
+        counts = self.stats.quarantined_by_reason
+        for row in rows:
+            code = code_of(row)
+            counts[code] = counts.get(code, 0) + 1
+
+    def _after_failed_record(self) -> None:
+        """Forget what a rolled-back transaction may have left in memory: the alert index,
+        the patients registered, and the engine's state of the batch's patients (their
+        readings are evaluated again, from storage, when redelivered)."""
+        self._live = None
+        self._sites.clear()
+        if self._current is not None and isinstance(self.evaluator, Forgets):
+            self.evaluator.forget(self._current.patients())
+
+    def _record_in(self, work: Work, now: datetime) -> None:
         with self.sessions.begin() as session:
             if self._live is None:
                 self._live = LiveIndex(session)
@@ -398,20 +444,34 @@ class Ingest:
                 record_edge_alarms(session, gateway, alarms, self._live, now)
             self._apply_rules(session, work, now)
 
-    def _apply_rules(self, session: Session, work: _Work, now: datetime) -> None:
-        """Tick the clocked rules when due, then evaluate the stored readings, in the
-        caller's transaction (``cloud_api.sharding`` moves this to the patient's shard)."""
-        assert self._live is not None
-        if self.clocked is not None and self._tick_due():
-            self._next_tick = time.monotonic() + self._tick_s
+    def _tick(self, now: datetime) -> None:
+        """The clocked rules (silence), care-team edits and the alert timers, in a
+        transaction of their own, between batches: a batch that fails never takes the tick
+        with it, nor the tick a batch."""
+        if self.clocked is None:
+            return
+        self._next_tick = time.monotonic() + self._tick_s
+        with self.sessions.begin() as session:
+            if self._live is None:
+                self._live = LiveIndex(session)
             if isinstance(self.evaluator, Configurable):
                 if self._profiles is None or self._profiles.engine is not self.evaluator:
                     self._profiles = ProfileSync(self.evaluator)  # a new engine: all of them
                 self._profiles(session)  # care-team edits since the last tick
-            self.stats.alerts_opened += len(
-                apply_signals(session, self.clocked.tick(now), self._live, now,
-                              self.on_alert_change, self.lifecycle))
+            self._count_opened(apply_signals(session, self.clocked.tick(now), self._live, now,
+                                             self.on_alert_change, self.lifecycle))
             tick_lifecycle(session, now, self.lifecycle, self.on_alert_change)
+
+    def _count_opened(self, opened: Sequence[Alert]) -> None:
+        self.stats.alerts_opened += len(opened)
+        by_rule = self.stats.alerts_by_rule
+        for alert in opened:
+            by_rule[alert.rule] = by_rule.get(alert.rule, 0) + 1
+
+    def _apply_rules(self, session: Session, work: Work, now: datetime) -> None:
+        """Evaluate the stored readings, in the caller's transaction (``cloud_api.sharding``
+        moves this to the patient's shard)."""
+        assert self._live is not None
         if isinstance(self.evaluator, Prepares):
             self.evaluator.prepare([reading for reading, _ in work.readings])
         for reading, site in work.readings:
@@ -419,15 +479,15 @@ class Ingest:
             if pid is not None and (pid not in self._sites or self._sites[pid] != site):
                 self._sites[pid] = site  # known patients cost no query (dropped on failure)
                 register_patient(session, pid, site)
-            opened = apply_signals(session, self.evaluator.evaluate(reading), self._live, now,
-                                   self.on_alert_change, self.lifecycle)
-            self.stats.alerts_opened += len(opened)
+            self._count_opened(apply_signals(session, self.evaluator.evaluate(reading),
+                                             self._live, now, self.on_alert_change,
+                                             self.lifecycle))
 
     def _tick_due(self) -> bool:
         return self.clocked is not None and time.monotonic() >= self._next_tick
 
     @staticmethod
-    def _record_streams(session: Session, work: _Work, now: datetime) -> None:
+    def _record_streams(session: Session, work: Work, now: datetime) -> None:
         per_device: dict[tuple[str, str], list[int]] = {}
         sites: dict[str, str | None] = {}
         for reading, site in work.readings:
@@ -452,7 +512,4 @@ class Ingest:
         row.status, row.status_at = str(body["state"]), now_utc()
         depth = body.get("outbox")
         row.outbox_depth = depth if isinstance(depth, int) else row.outbox_depth
-        site = body.get("site")
-        if isinstance(site, str):
-            row.site = site
-        session.add(row)
+        session.add(row)  # a status never moves a gateway to another site

@@ -53,7 +53,9 @@ from cloud_api.alerts import LiveIndex, record_edge_alarms
 from cloud_api.db import make_engine, make_sessions
 from cloud_api.errors import ConfigError
 from cloud_api.influx import TimeSeriesStore
-from cloud_api.ingest import Ingest, MqttTls, _quarantine, _Work
+from cloud_api.ingest import Ingest, MqttTls
+from cloud_api.stages.refusal import refusal
+from cloud_api.stages.work import Sited, Work
 from vigie.contract import (
     SCHEMA_VERSION,
     STATUS_SUBSCRIPTION,
@@ -136,7 +138,6 @@ def owns_text(owned: Iterable[int]) -> str:
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
-Sited = tuple[Reading, str | None]  # a reading and the care site of its batch
 GatewayAlarm = tuple[str, EdgeAlarm]  # an alarm a gateway paged on site, and that gateway
 
 
@@ -245,7 +246,7 @@ class _Replay:
 class _RetryRecord(Ingest):
     """Relational writes retried: with several processes a lock can time out."""
 
-    def _record(self, work: _Work) -> None:
+    def _record(self, work: Work) -> None:
         for attempt in range(1, DB_ATTEMPTS + 1):
             try:
                 super()._record(work)
@@ -273,10 +274,10 @@ class IntakeWorker(_RetryRecord):
         self.shards = check_count(shards)
         self.stats.extra.update(role="intake", shards=self.shards)
 
-    def _apply_rules(self, session: Session, work: _Work, now: datetime) -> None:
+    def _apply_rules(self, session: Session, work: Work, now: datetime) -> None:
         """Nothing: patients are registered and evaluated by the shard that owns them."""
 
-    def _write(self, work: _Work, stop: threading.Event) -> bool:
+    def _write(self, work: Work, stop: threading.Event) -> bool:
         """Publish the readings to their shards (QoS 1) and wait for every PUBACK.
 
         A resend after a timeout may duplicate a routed message: the shard worker's writes
@@ -336,9 +337,9 @@ class ShardWorker(_RetryRecord):
         self._stop = stop
         super().run(stop)
 
-    def _classify(self, msg: mqtt.MQTTMessage, work: _Work) -> None:
+    def _classify(self, msg: mqtt.MQTTMessage, work: Work, now: datetime) -> None:
         if not msg.topic.startswith(SHARD_PREFIX + "/"):
-            super()._classify(msg, work)  # a gateway status
+            super()._classify(msg, work, now)  # a gateway status
             return
         try:
             routed = decode_routed(bytes(msg.payload))
@@ -346,7 +347,7 @@ class ShardWorker(_RetryRecord):
             # a version skew between workers: kept in quarantine, visible, never dropped
             log.error("quarantining a routed message: %s", exc)
             self.stats.last_error = str(exc)
-            work.quarantine.append(_quarantine(msg.topic, None, f"routed: {exc}", msg.payload))
+            work.quarantine.append(refusal(msg.topic, None, "routed", str(exc), msg.payload))
             return
         work.readings.extend(routed.readings)
         alarms: dict[str, list[EdgeAlarm]] = {}
@@ -354,7 +355,7 @@ class ShardWorker(_RetryRecord):
             alarms.setdefault(gateway, []).append(alarm)
         work.alarms.extend(alarms.items())
 
-    def _record_in(self, work: _Work, now: datetime) -> None:
+    def _record_in(self, work: Work, now: datetime) -> None:
         """Rules only: the intake already recorded quarantine, gaps and gateway status."""
         # Measurement order within a batch: a warm-up triggered by a patient's later reading
         # would load (and mark as seen) an earlier one stored in this very batch.
@@ -373,11 +374,11 @@ class ShardWorker(_RetryRecord):
         finally:
             self.evaluator = engine
 
-    def _record_rules(self, work: _Work, now: datetime) -> None:
+    def _record_rules(self, work: Work, now: datetime) -> None:
         with self.sessions.begin() as session:
             if self._live is None:
                 self._live = LiveIndex(session)
-            for q in work.quarantine:  # points InfluxDB refused (see Ingest._isolate)
+            for q in work.quarantine:  # points InfluxDB refused (see Ingest._write)
                 log.warning("quarantined from %s: %s", q.gateway_id or q.topic, q.reason)
                 session.add(q)
             if self.clocked is not None:

@@ -17,11 +17,21 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
 SCHEMA_VERSION: Final = 1
+
+# -- limits on what crosses the wire (docs/security.md, "What ingest checks") ---------------
+MAX_PAYLOAD_BYTES: Final = 1 << 20  # one MQTT message; the broker's max_packet_size is above
+MAX_JSON_DEPTH: Final = 8  # a batch is 3 deep (envelope, readings list, reading)
+MAX_READINGS_PER_BATCH: Final = 5_000
+MAX_INT: Final = (1 << 63) - 1  # integers are stored in 64-bit columns and InfluxDB fields
+# Measurement times: after TIME_FLOOR, and no later than the time the reading was received
+# plus FUTURE_ALLOWANCE (clock skew between a device, its gateway and the cloud).
+TIME_FLOOR: Final = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_ALLOWANCE: Final = timedelta(hours=1)
 TOPIC_PREFIX: Final = "vigie/v1"
 
 
@@ -108,8 +118,50 @@ MMHG_PER_KPA: Final = 7.50062
 _ID_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 
+def loads_bounded(payload: bytes | bytearray | str, max_bytes: int = MAX_PAYLOAD_BYTES,
+                  max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` for input nobody vouched for: refuses, with ContractError, a payload
+    over ``max_bytes``, one that is not UTF-8 JSON, one whose numbers do not fit (Python's
+    digit limit, infinities written as ``1e999``) and one nested deeper than ``max_depth``.
+    The depth is checked on the parsed tree without recursion, so no later ``json.dumps``
+    or walk of the value can exhaust the stack."""
+    size = len(payload)
+    if size > max_bytes:
+        raise ContractError(f"payload of {size} bytes is over the limit of {max_bytes}",
+                            "too-large")
+    try:
+        body = json.loads(payload)
+    except RecursionError as exc:
+        raise ContractError(f"payload nested deeper than {max_depth} levels",
+                            "too-deep") from exc
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, int digit limit
+        raise ContractError(f"payload is not JSON: {str(exc)[:200]}", "not-json") from exc
+    level: list[Any] = [body]
+    for _ in range(max_depth):
+        level = [v for c in level if isinstance(c, dict | list)
+                 for v in (c.values() if isinstance(c, dict) else c)]
+        if not level:
+            return body
+    if any(isinstance(c, dict | list) for c in level):
+        raise ContractError(f"payload nested deeper than {max_depth} levels", "too-deep")
+    return body
+
+
+def check_int(raw: Any, what: str, *, low: int = 0, high: int = MAX_INT) -> int:
+    """An integer of the payload within [low, high] (booleans are not integers here)."""
+    if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
+        raise ContractError(f"field {what!r} must be an integer in {low}-{high}, "
+                            f"got {str(raw)[:40]!r}")
+    return raw
+
+
 class ContractError(ValueError):
-    """A value does not follow the contract (bad id, unknown kind, malformed payload)."""
+    """Input that breaks the contract. ``code`` is a short, fixed word naming the class of
+    fault (quarantine counts and metrics are kept by it); the message says the detail."""
+
+    def __init__(self, message: str, code: str = "schema") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def check_id(value: str, what: str) -> str:
@@ -182,7 +234,7 @@ class EdgeAlarm:
             raise ContractError("an alarm must be a JSON object")
         alarm = cls(check_id(_req_str(obj, "patient"), "patient"), _req_str(obj, "rule"),
                     _req_str(obj, "reading"), _req_str(obj, "severity"),
-                    _req_str(obj, "message"), _num(obj, "value", optional=True),
+                    _req_str(obj, "message", MAX_MESSAGE), _num(obj, "value", optional=True),
                     parse_iso(_req_str(obj, "measured_at")), parse_iso(_req_str(obj, "paged_at")))
         if obj.get("id") != alarm.id:
             raise ContractError(f"alarm id {obj.get('id')!r} does not match its event")
@@ -195,10 +247,7 @@ def encode_alarms(gateway_id: str, alarms: list[EdgeAlarm]) -> bytes:
 
 
 def decode_alarms(payload: bytes, topic_gateway: str) -> list[EdgeAlarm]:
-    try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ContractError(f"payload is not JSON: {exc}") from exc
+    body = loads_bounded(payload)
     if not isinstance(body, dict) or body.get("v") != SCHEMA_VERSION:
         raise ContractError("alarms payload must be an object with v = 1")
     if body.get("gateway") != topic_gateway:
@@ -229,10 +278,10 @@ def iso(ts: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     try:
-        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ContractError(f"bad timestamp {text!r}") from exc
-    return utc(ts)
+        return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+        # OverflowError: year 1 or 9999 moved across midnight by its offset
+        raise ContractError(f"bad timestamp {str(text)[:40]!r}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,16 +381,27 @@ def _num(obj: Mapping[str, Any], key: str, *, optional: bool = False) -> float |
     if raw is None and optional:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise ContractError(f"field {key!r} must be a number, got {raw!r}")
-    if not math.isfinite(raw):
+        raise ContractError(f"field {key!r} must be a number, got {str(raw)[:40]!r}")
+    try:
+        value = float(raw)  # an int too large for a float raises OverflowError
+    except OverflowError as exc:
+        raise ContractError(f"field {key!r} is out of range") from exc
+    if not math.isfinite(value):
         raise ContractError(f"field {key!r} must be finite, got {raw!r}")
-    return float(raw)
+    return value
 
 
-def _req_str(obj: Mapping[str, Any], key: str) -> str:
+MAX_TEXT: Final = 256  # characters of a string field (alarm messages: MAX_MESSAGE)
+MAX_MESSAGE: Final = 2_000
+MAX_FLAGS: Final = 32
+
+
+def _req_str(obj: Mapping[str, Any], key: str, limit: int = MAX_TEXT) -> str:
     raw = obj.get(key)
     if not isinstance(raw, str):
-        raise ContractError(f"field {key!r} must be a string, got {raw!r}")
+        raise ContractError(f"field {key!r} must be a string, got {str(raw)[:40]!r}")
+    if len(raw) > limit:
+        raise ContractError(f"field {key!r} is longer than {limit} characters")
     return raw
 
 
@@ -361,16 +421,15 @@ def reading_from_json(obj: Any, gateway_id: str) -> Reading:
         kind = Kind(kind_raw)
     except ValueError as exc:
         raise ContractError(f"unknown kind {kind_raw!r}") from exc
-    seq = obj.get("seq")
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        raise ContractError(f"field 'seq' must be a non-negative integer, got {seq!r}")
+    seq = check_int(obj.get("seq"), "seq")
     dseq = obj.get("device_seq")
-    if dseq is not None and (isinstance(dseq, bool) or not isinstance(dseq, int)):
-        raise ContractError(f"field 'device_seq' must be an integer, got {dseq!r}")
+    if dseq is not None:
+        dseq = check_int(dseq, "device_seq", low=-MAX_INT - 1)
     patient = _opt_str(obj, "patient")
     flags = obj.get("flags", [])
-    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
-        raise ContractError("field 'flags' must be a list of strings")
+    if not isinstance(flags, list) or len(flags) > MAX_FLAGS \
+            or not all(isinstance(f, str) and len(f) <= MAX_TEXT for f in flags):
+        raise ContractError(f"field 'flags' must be a list of at most {MAX_FLAGS} strings")
     trusted = obj.get("time_trusted")
     if not isinstance(trusted, bool):
         raise ContractError("field 'time_trusted' must be a boolean")
@@ -414,10 +473,7 @@ class Batch:
 def decode_batch(payload: bytes, topic_gateway: str) -> Batch:
     """Parse a batch envelope. Readings inside are validated separately (one bad reading must
     not reject its neighbours). Raises ContractError on a malformed envelope."""
-    try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ContractError(f"payload is not JSON: {exc}") from exc
+    body = loads_bounded(payload)
     if not isinstance(body, dict):
         raise ContractError("payload must be a JSON object")
     if body.get("v") != SCHEMA_VERSION:
@@ -428,6 +484,9 @@ def decode_batch(payload: bytes, topic_gateway: str) -> Batch:
     readings = body.get("readings")
     if not isinstance(readings, list):
         raise ContractError("field 'readings' must be a list")
+    if len(readings) > MAX_READINGS_PER_BATCH:
+        raise ContractError(f"{len(readings)} readings in one batch, over the limit of "
+                            f"{MAX_READINGS_PER_BATCH}")
     site = _opt_str(body, "site")
     return Batch(topic_gateway, parse_iso(_req_str(body, "sent_at")), tuple(readings),
                  None if site is None else check_id(site, "site"))
@@ -443,6 +502,21 @@ def plausibility_problem(kind: Kind, value: float | None, unit: str) -> str | No
     bounds = PLAUSIBLE_RANGE.get(kind)
     if bounds and not bounds[0] <= value <= bounds[1]:
         return f"{kind} {value:g} {unit} outside the possible range {bounds[0]:g}-{bounds[1]:g}"
+    return None
+
+
+def time_problem(measured_at: datetime, received_at: datetime, now: datetime) -> str | None:
+    """Why a reading's times cannot be true, or None. ``received_at`` is the gateway's clock
+    when it took the reading, ``now`` the receiver's own clock: a gateway clock ahead of the
+    receiver's, or a measurement after its own receipt, beyond FUTURE_ALLOWANCE, is refused,
+    as is any time before TIME_FLOOR (an unset device clock the gateway could not correct)."""
+    if received_at > now + FUTURE_ALLOWANCE:
+        return f"received_at {iso(received_at)} is in the future (receiver's clock {iso(now)})"
+    if measured_at > received_at + FUTURE_ALLOWANCE:
+        return (f"measured_at {iso(measured_at)} is after its receipt at {iso(received_at)} "
+                f"by more than {FUTURE_ALLOWANCE}")
+    if min(measured_at, received_at) < TIME_FLOOR:
+        return f"time before {iso(TIME_FLOOR)}: measured_at {iso(measured_at)}"
     return None
 
 
@@ -537,10 +611,7 @@ class GatewayDevices:
 
 def decode_gateway_devices(payload: bytes, topic_gateway: str) -> GatewayDevices:
     """Parse and validate a device list; raises ContractError on anything malformed."""
-    try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ContractError(f"payload is not JSON: {exc}") from exc
+    body = loads_bounded(payload)
     if not isinstance(body, dict) or type(body.get("v")) is not int \
             or body["v"] != SCHEMA_VERSION:
         raise ContractError("devices payload must be an object with v = 1")

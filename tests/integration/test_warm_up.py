@@ -11,9 +11,9 @@ import pytest
 from alerting.engine import Engine
 from cloud_api.app import CloudSettings, build
 from cloud_api.influx import InfluxV1, TimeSeriesStore
-from cloud_api.ingest import _Work
 from cloud_api.points import to_line
 from cloud_api.queries import HistoryLoader
+from cloud_api.stages.work import Work
 from tests.alerting.alerting_kit import reading
 from vigie.contract import Kind
 from vigie.services import Services
@@ -80,7 +80,7 @@ def test_the_cloud_gives_its_engine_the_batched_loader(
     batch = [reading(Kind.GLUCOSE, 110.0, NOW, pid=f"p-{role}-{i}") for i in range(150)]
     ctx.store.write([to_line(r, "site-1") for r in batch])
     before = _influx_queries(ctx.store)
-    ingest._record(_Work(readings=[(r, "site-1") for r in batch]))  # what a batch goes through
+    ingest._record(Work(readings=[(r, "site-1") for r in batch]))  # what a batch goes through
     # two prefetches (150 patients, a hundred per query) and the second SHOW STATS
     assert _influx_queries(ctx.store) - before == 3
     assert ingest.stats.readings_stored == 150
