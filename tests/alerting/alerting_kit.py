@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from alerting.engine import Engine
@@ -50,7 +51,7 @@ def raised(signals: list[AlertSignal], rule: str) -> list[AlertSignal]:
     return [s for s in signals if s.rule == rule and not s.clear]
 
 
-def weights(values: list[float | None], start: datetime = T0) -> list[Reading]:
+def weights(values: Sequence[float | None], start: datetime = T0) -> list[Reading]:
     """One weight a day from ``start``; None is a missed day."""
     return [reading(Kind.WEIGHT, v, start + days(i)) for i, v in enumerate(values)
             if v is not None]

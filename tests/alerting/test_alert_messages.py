@@ -13,7 +13,6 @@ from functools import cache
 from typing import Any
 
 import pytest
-from alerting_kit import T0, days, engine, feed, minutes, reading, weights
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +37,7 @@ from alerting.notify.config import CHANGES
 from alerting.rules.diabetes import ADULT_TARGETS, OLDER_TARGETS, missed_targets, tir_metrics
 from alerting.seam import AlertSignal, Severity
 from alerting.settings import PatientSettings, RulesConfig
+from tests.alerting.alerting_kit import T0, days, engine, feed, minutes, reading, weights
 from vigie.contract import Kind
 
 
@@ -51,7 +51,7 @@ def _one(kind: Kind, value: float, **settings: object) -> list[AlertSignal]:
 
 
 def _loss(pct: float) -> list[AlertSignal]:
-    series: list[float | None] = [70.0] * 10 + [70.0 * (1 - pct / 100)] * 30
+    series = [70.0] * 10 + [70.0 * (1 - pct / 100)] * 30
     return feed(engine(age=82, resident=True), weights(series))
 
 

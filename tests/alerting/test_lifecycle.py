@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from alerting.lifecycle import ACTIVE, SYSTEM, AlertBook, State
+from alerting.lifecycle import ACTIVE, SYSTEM, Alert, AlertBook, Change, State
 from alerting.seam import AlertSignal, Category, Severity
 from alerting.settings import TransitionError
 
@@ -22,9 +23,21 @@ def sig(rule: str = "hf.weight_gain_3d", severity: Severity = Severity.WARNING,
     return AlertSignal(patient, rule, severity, Category.CLINICAL, at, 1.0, "m", clear=clear)
 
 
+def changed(book: AlertBook, signal: AlertSignal, now: datetime) -> Change:
+    """What ``signal`` did, for a signal the test expects to change something."""
+    change = book.on_signal(signal, now)
+    assert change is not None
+    return change
+
+
+def state(alert: Alert) -> State:
+    """The alert's current state, read afresh (so mypy does not keep an earlier narrowing)."""
+    return alert.state
+
+
 def test_dedup_one_open_alert_per_patient_and_rule() -> None:
     book = AlertBook()
-    assert book.on_signal(sig(), T0).kind == "opened"  # type: ignore[union-attr]
+    assert changed(book, sig(), T0).kind == "opened"
     assert book.on_signal(sig(), T0) is None
     assert len(book.active()) == 1
     book.on_signal(sig(patient="p-2"), T0)
@@ -33,47 +46,47 @@ def test_dedup_one_open_alert_per_patient_and_rule() -> None:
 
 def test_clear_resolves_and_a_new_raise_opens_a_new_alert() -> None:
     book = AlertBook()
-    first = book.on_signal(sig(), T0).alert  # type: ignore[union-attr]
-    assert book.on_signal(sig(clear=True), T0 + timedelta(hours=1)).kind == "resolved"  # type: ignore[union-attr]
+    first = changed(book, sig(), T0).alert
+    assert changed(book, sig(clear=True), T0 + timedelta(hours=1)).kind == "resolved"
     assert first.state is State.RESOLVED
-    second = book.on_signal(sig(), T0 + timedelta(hours=2)).alert  # type: ignore[union-attr]
+    second = changed(book, sig(), T0 + timedelta(hours=2)).alert
     assert second.id != first.id
 
 
 def test_acknowledged_not_reraised_but_worse_reopens() -> None:
     book = AlertBook()
-    alert = book.on_signal(sig(rule="dm.hyperglycaemia"), T0).alert  # type: ignore[union-attr]
+    alert = changed(book, sig(rule="dm.hyperglycaemia"), T0).alert
     book.acknowledge(alert.id, "nurse-a", T0 + timedelta(minutes=1))
     assert book.on_signal(sig(rule="dm.hyperglycaemia"), T0 + timedelta(minutes=5)) is None
-    assert alert.state is State.ACKNOWLEDGED
+    assert state(alert) is State.ACKNOWLEDGED
     change = book.on_signal(sig(rule="dm.hyperglycaemia", severity=Severity.URGENT), T0)
     assert change is not None and change.kind == "reopened"
-    assert alert.state is State.OPEN and alert.severity is Severity.URGENT
+    assert state(alert) is State.OPEN and alert.severity is Severity.URGENT
 
 
 def test_low_glucose_overrides_snooze() -> None:
     book = AlertBook()
-    low = book.on_signal(sig(rule="dm.hypoglycaemia"), T0).alert  # type: ignore[union-attr]
+    low = changed(book, sig(rule="dm.hypoglycaemia"), T0).alert
     book.snooze(low.id, "carer", T0 + timedelta(minutes=30), T0)
-    assert low.state is State.SNOOZED
+    assert state(low) is State.SNOOZED
     book.on_signal(sig(rule="dm.hypoglycaemia"), T0 + timedelta(minutes=5))
-    assert low.state is State.OPEN
+    assert state(low) is State.OPEN
     assert low.history[-1].note == "snooze overridden"
 
 
 def test_other_snooze_holds_then_expires() -> None:
     book = AlertBook()
-    alert = book.on_signal(sig(), T0).alert  # type: ignore[union-attr]
+    alert = changed(book, sig(), T0).alert
     book.snooze(alert.id, "dr-b", T0 + timedelta(hours=2), T0)
     book.on_signal(sig(), T0 + timedelta(minutes=5))
-    assert alert.state is State.SNOOZED
+    assert state(alert) is State.SNOOZED
     assert [c.kind for c in book.tick(T0 + timedelta(hours=2))] == ["snooze_expired"]
-    assert alert.state is State.OPEN
+    assert state(alert) is State.OPEN
 
 
 def test_snooze_bounds() -> None:
     book = AlertBook()
-    low = book.on_signal(sig(rule="dm.hypoglycaemia"), T0).alert  # type: ignore[union-attr]
+    low = changed(book, sig(rule="dm.hypoglycaemia"), T0).alert
     with pytest.raises(TransitionError):
         book.snooze(low.id, "carer", T0 + timedelta(minutes=61), T0)
     with pytest.raises(TransitionError):
@@ -82,13 +95,13 @@ def test_snooze_bounds() -> None:
 
 def test_escalation_per_severity() -> None:
     book = AlertBook()
-    urgent = book.on_signal(sig(rule="dm.hypoglycaemia", severity=Severity.URGENT), T0).alert  # type: ignore[union-attr]
-    warning = book.on_signal(sig(), T0).alert  # type: ignore[union-attr]
-    info = book.on_signal(sig(rule="hf.weight_gain_1d", severity=Severity.INFO), T0).alert  # type: ignore[union-attr]
+    urgent = changed(book, sig(rule="dm.hypoglycaemia", severity=Severity.URGENT), T0).alert
+    warning = changed(book, sig(), T0).alert
+    info = changed(book, sig(rule="hf.weight_gain_1d", severity=Severity.INFO), T0).alert
     book.tick(T0 + timedelta(minutes=14))
-    assert urgent.state is State.OPEN
+    assert state(urgent) is State.OPEN
     book.tick(T0 + timedelta(minutes=15))
-    assert urgent.state is State.ESCALATED and urgent.escalation_level == 1
+    assert state(urgent) is State.ESCALATED and urgent.escalation_level == 1
     book.tick(T0 + timedelta(minutes=30))
     assert urgent.escalation_level == 2
     book.tick(T0 + timedelta(days=30))
@@ -97,7 +110,7 @@ def test_escalation_per_severity() -> None:
 
 def test_acknowledged_never_escalates_and_log_has_who_and_when() -> None:
     book = AlertBook()
-    alert = book.on_signal(sig(severity=Severity.URGENT), T0).alert  # type: ignore[union-attr]
+    alert = changed(book, sig(severity=Severity.URGENT), T0).alert
     book.acknowledge(alert.id, "nurse-a", T0 + timedelta(minutes=3))
     book.tick(T0 + timedelta(hours=5))
     assert alert.state is State.ACKNOWLEDGED
@@ -108,11 +121,13 @@ def test_acknowledged_never_escalates_and_log_has_who_and_when() -> None:
 
 def test_resolved_is_terminal() -> None:
     book = AlertBook()
-    alert = book.on_signal(sig(), T0).alert  # type: ignore[union-attr]
+    alert = changed(book, sig(), T0).alert
     book.resolve(alert.id, "dr-b", T0)
-    for op in (lambda: book.acknowledge(alert.id, "x", T0),
-               lambda: book.resolve(alert.id, "x", T0),
-               lambda: book.snooze(alert.id, "x", T0 + timedelta(minutes=5), T0)):
+    ops: tuple[Callable[[], object], ...] = (
+        lambda: book.acknowledge(alert.id, "x", T0),
+        lambda: book.resolve(alert.id, "x", T0),
+        lambda: book.snooze(alert.id, "x", T0 + timedelta(minutes=5), T0))
+    for op in ops:
         with pytest.raises(TransitionError):
             op()
 

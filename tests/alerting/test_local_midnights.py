@@ -7,12 +7,12 @@ from datetime import UTC, datetime, time, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from alerting_kit import T0, days, feed, minutes, raised, reading
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerting.engine import Engine, midnights
 from alerting.settings import PatientSettings, RulesConfig
+from tests.alerting.alerting_kit import T0, days, feed, minutes, raised, reading
 from vigie.contract import Kind
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -21,8 +21,8 @@ ZONES = [ZoneInfo(z) for z in ("Europe/Paris", "Indian/Reunion", "America/Cayenn
 SECONDS = st.floats(min_value=1.6e9, max_value=1.9e9, allow_nan=False)
 
 
-def _ts(*args: int, zone: ZoneInfo = PARIS) -> float:
-    return datetime(*args, tzinfo=zone).timestamp()
+def _ts(year: int, month: int, day: int, hour: int, *, zone: ZoneInfo = PARIS) -> float:
+    return datetime(year, month, day, hour, tzinfo=zone).timestamp()
 
 
 def test_paris_days_around_both_clock_changes() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -25,7 +26,7 @@ LINES = [
 ]
 
 
-def _write(tmp_path: Path, lines: list[object], name: str = "in.jsonl") -> Path:
+def _write(tmp_path: Path, lines: Sequence[object], name: str = "in.jsonl") -> Path:
     path = tmp_path / name
     path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
     return path

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
-from alerting_kit import T0, days, engine, feed, minutes, raised, reading
 
 from alerting.rules.diabetes import UrgentLowSoon, missed_targets, tir_metrics
 from alerting.seam import Severity
-from vigie.contract import Kind
+from tests.alerting.alerting_kit import T0, days, engine, feed, minutes, raised, reading
+from vigie.contract import Kind, Reading
 
 
-def _glucose(values: list[float], step_min: float = 5.0) -> list:  # type: ignore[type-arg]
+def _glucose(values: list[float], step_min: float = 5.0) -> list[Reading]:
     return [reading(Kind.GLUCOSE, v, T0 + minutes(i * step_min)) for i, v in enumerate(values)]
 
 
@@ -117,8 +118,8 @@ def test_tir_metrics_and_targets() -> None:
     assert any(x.startswith("below_70") for x in older)
 
 
-def _cgm_days(n_days: int, value_at: object) -> list:  # type: ignore[type-arg]
-    return [reading(Kind.GLUCOSE, value_at(i), T0 + minutes(5 * i))  # type: ignore[operator]
+def _cgm_days(n_days: int, value_at: Callable[[int], float]) -> list[Reading]:
+    return [reading(Kind.GLUCOSE, value_at(i), T0 + minutes(5 * i))
             for i in range(n_days * 288)]
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from alerting_kit import T0, days, engine, minutes, raised, reading
 
 from alerting.engine import Engine
 from alerting.seam import Category, Severity
-from alerting.settings import PatientSettings, RulesConfig, SettingsError
+from alerting.settings import PatientSettings, Profile, RulesConfig, SettingsError
+from tests.alerting.alerting_kit import T0, days, engine, minutes, raised, reading
 from vigie.contract import Kind
 
 
@@ -23,8 +23,8 @@ def test_no_weight_fires_on_tick_at_n_days_and_clears_on_data() -> None:
 
 
 def test_declared_profile_without_any_data_is_silent_too() -> None:
-    eng = Engine(RulesConfig(patients={"p-1": PatientSettings(profile=("heart_failure",
-                                                                       "diabetes"))}))
+    eng = Engine(RulesConfig(patients={"p-1": PatientSettings(
+        profile=(Profile.HEART_FAILURE, Profile.DIABETES))}))
     eng.evaluate(reading(Kind.BP_SYSTOLIC, 120, T0))
     rules = {s.rule for s in eng.tick(T0 + days(3))}
     assert {"silence.weight", "silence.glucose"} <= rules

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from alerting_kit import T0, days, engine, feed, raised, reading
 
 from alerting.seam import Severity
+from tests.alerting.alerting_kit import T0, days, engine, feed, raised, reading
 from vigie.contract import Kind
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api import accounts
@@ -22,6 +23,7 @@ from cloud_api.api import ApiContext, create_app
 from cloud_api.db import (
     Alert,
     AlertEvent,
+    Base,
     Device,
     Gap,
     Gateway,
@@ -186,3 +188,10 @@ def make_api(tmp_path: Path, tokens: TokenIssuer | None = None, *,
                     ) as client:
         yield Api(client, ctx, store, alpha, bravo)
     engine.dispose()
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's Table, for Core statements (SQLAlchemy types ``__table__`` as a FromClause)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

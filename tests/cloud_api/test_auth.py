@@ -15,7 +15,7 @@ from cloud_api import accounts
 from cloud_api.db import User, make_engine, make_sessions
 from cloud_api.errors import ConfigError
 from cloud_api.security import SECRET_ENV, TOKEN_TTL, TokenIssuer, load_secret
-from tests.cloud_api.api_kit import PASSWORD, SECRET, Api
+from tests.cloud_api.api_kit import PASSWORD, SECRET, Api, table_of
 from vigie.cli import app as cli
 from vigie.contract import now_utc
 
@@ -62,7 +62,7 @@ def test_expired_token_is_refused_with_the_reason(api: Api) -> None:
 
 def test_forged_and_garbled_tokens_are_refused(api: Api) -> None:
     forged = TokenIssuer(b"x" * 48).issue("root")
-    unsigned = jwt.encode({"sub": "root", "exp": 2**40, "iat": 0}, key=None, algorithm="none")
+    unsigned = jwt.encode({"sub": "root", "exp": 2**40, "iat": 0}, key="", algorithm="none")
     for token in (forged, unsigned, "garbage"):
         resp = api.client.get("/alerts", headers={"Authorization": f"Bearer {token}"})
         assert resp.status_code == 401 and resp.json()["detail"] == "invalid token"
@@ -71,7 +71,7 @@ def test_forged_and_garbled_tokens_are_refused(api: Api) -> None:
 def test_a_removed_user_loses_access_before_the_token_expires(api: Api) -> None:
     headers = api.token("nurse-alpha")
     with api.ctx.sessions.begin() as session:
-        session.execute(User.__table__.delete().where(User.username == "nurse-alpha"))
+        session.execute(table_of(User).delete().where(User.username == "nurse-alpha"))
     resp = api.client.get("/alerts", headers=headers)
     assert resp.status_code == 401 and resp.json()["detail"] == "user no longer exists"
 

@@ -22,7 +22,7 @@ from cloud_api import accounts
 from cloud_api import refresh as refresh_store
 from cloud_api.db import AuditEntry, DisabledUser, RefreshToken, User
 from cloud_api.security import REFRESH_TTL, TOKEN_TTL, TokenIssuer
-from tests.cloud_api.api_kit import PASSWORD, SECRET, Api, make_api
+from tests.cloud_api.api_kit import PASSWORD, SECRET, Api, make_api, table_of
 from vigie.contract import now_utc
 
 
@@ -137,7 +137,8 @@ def test_reusing_a_rotated_token_fails_and_revokes_the_newer_one(api: Api) -> No
 def test_two_refreshes_racing_with_one_token_do_not_both_win(
         api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     token = login(api)["refresh_token"]
-    real, raced = accounts.principal, []
+    real = accounts.principal
+    raced: list[bool] = []
 
     def the_other_request_wins_meanwhile(session: Any, username: str) -> Any:
         if not raced:  # between our read of the token and our compare-and-set
@@ -238,7 +239,7 @@ def test_a_user_disabled_or_removed_behind_the_apis_back_cannot_refresh(api: Api
     with api.ctx.sessions.begin() as session:
         session.add(DisabledUser(username="nurse-alpha", disabled_at=now_utc(),
                                  disabled_by="sql"))
-        session.execute(User.__table__.delete().where(User.username == "physician-alpha"))
+        session.execute(table_of(User).delete().where(User.username == "physician-alpha"))
     refused(refresh(api, nurse["refresh_token"]), "user no longer exists or is disabled")
     refused(refresh(api, physician["refresh_token"]), "user no longer exists or is disabled")
     assert all(r.revoked and r.revoked_reason == "user" for r in rows(api))

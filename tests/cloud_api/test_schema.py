@@ -11,6 +11,7 @@ import atexit
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import schemathesis
@@ -18,6 +19,9 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import allow_header_conformance, negative_data_rejection
 
 from tests.cloud_api.api_kit import PASSWORD, make_api
+
+if TYPE_CHECKING:  # the library's own alias, defined for type checkers only
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 _dir = Path(tempfile.mkdtemp(prefix="vigie-schema-"))
 atexit.register(shutil.rmtree, _dir, True)
@@ -31,7 +35,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _api.client.app)
 @settings(max_examples=15, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_api_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
+def test_api_conforms_to_its_openapi_document(case: OpenApiCase) -> None:
     # Starlette answers a 405 with the methods of the first route matching the path only
     # (GET /users and POST /users are two routes): a framework limit, not ours to fix here.
     excluded = [allow_header_conformance]

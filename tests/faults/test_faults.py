@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,8 +78,12 @@ def check_chain(cloud: Cloud, taken: set[str]) -> None:
     assert per == expected
 
 
+# gw_factory(name, replay, **GatewayProc options) -> a GatewayProc stopped at teardown
+GatewayFactory = Callable[..., GatewayProc]
+
+
 @pytest.fixture
-def gw_factory(tmp_path: Path, services: Services) -> Iterator[Any]:
+def gw_factory(tmp_path: Path, services: Services) -> Iterator[GatewayFactory]:
     made: list[GatewayProc] = []
 
     def make(name: str, replay: Path, **kw: Any) -> GatewayProc:
@@ -92,14 +96,18 @@ def gw_factory(tmp_path: Path, services: Services) -> Iterator[Any]:
         g.stop()
 
 
-def test_gateway_kill9_three_times_mid_batch(cloud: Cloud, gw_factory: Any,
+def test_gateway_kill9_three_times_mid_batch(cloud: Cloud, gw_factory: GatewayFactory,
                                              tmp_path: Path) -> None:
     replay = tmp_path / "s.jsonl"
     write_stream(replay, 3000)
     gw = gw_factory("gw-k9", replay, rate=1000)
     for threshold in (300, 1200, 2000):
         gw.start()
-        wait_for(lambda t=threshold: len(taken_ids(gw)) > t, 30, f"{threshold} taken")
+
+        def past(t: int = threshold) -> bool:
+            return len(taken_ids(gw)) > t
+
+        wait_for(past, 30, f"{threshold} taken")
         gw.kill()
     gw.start()
     assert gw.wait(60) == 0, gw.log()
@@ -108,7 +116,7 @@ def test_gateway_kill9_three_times_mid_batch(cloud: Cloud, gw_factory: Any,
     check_chain(cloud, taken)
 
 
-def test_broker_down_for_a_while(services: Services, cloud: Cloud, gw_factory: Any,
+def test_broker_down_for_a_while(services: Services, cloud: Cloud, gw_factory: GatewayFactory,
                                  tmp_path: Path) -> None:
     replay = tmp_path / "s.jsonl"
     write_stream(replay, 2000)
@@ -122,7 +130,7 @@ def test_broker_down_for_a_while(services: Services, cloud: Cloud, gw_factory: A
     check_chain(cloud, taken_ids(gw))
 
 
-def test_influxdb_down_for_a_while(services: Services, cloud: Cloud, gw_factory: Any,
+def test_influxdb_down_for_a_while(services: Services, cloud: Cloud, gw_factory: GatewayFactory,
                                    tmp_path: Path) -> None:
     replay = tmp_path / "s.jsonl"
     write_stream(replay, 2000)
@@ -145,7 +153,7 @@ def _depth(gw: GatewayProc, outbox: Path | None = None) -> int:
 
 
 def test_gateway_offline_for_a_simulated_day(services: Services, cloud: Cloud,
-                                             gw_factory: Any, tmp_path: Path) -> None:
+                                             gw_factory: GatewayFactory, tmp_path: Path) -> None:
     """A day of 5-minute readings from 10 devices piles up while the broker is unreachable,
     then drains when it is back. Each patient had a low 23 hours ago (stale by the time it
     arrives: no alert) and one 10 minutes ago (one alert, never two)."""
@@ -174,7 +182,7 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a real full disk needs root to mount a tmpfs")
 def test_outbox_disk_full_refuses_then_recovers(services: Services, cloud: Cloud,
-                                                gw_factory: Any, tmp_path: Path) -> None:
+                                                gw_factory: GatewayFactory, tmp_path: Path) -> None:
     """The outbox sits on a 4 MiB filesystem while the broker is down: the gateway refuses
     readings (logs it, keeps running, keeps its cursor) instead of dropping or crashing, and
     takes the rest once the broker is back and the outbox drains."""

@@ -173,12 +173,13 @@ def test_sequence_gaps_are_reported(services: Services, cloud: Cloud) -> None:
     topic = observations_topic("gw-gap")
 
     def batch(*seqs: int) -> bytes:
-        rows = [{"id": f"{s:032x}", "device": "scale-1", "patient": "p1", "seq": s,
-                 "kind": "weight", "value": 80.0, "unit": "kg",
-                 "measured_at": f"2026-11-01T10:00:{s:02d}Z",
-                 "received_at": "2026-11-01T10:01:00Z", "device_time": None,
-                 "clock_offset_s": 0, "tz": None, "time_trusted": True, "flags": []}
-                for s in seqs]
+        rows: list[dict[str, object]] = [
+            {"id": f"{s:032x}", "device": "scale-1", "patient": "p1", "seq": s,
+             "kind": "weight", "value": 80.0, "unit": "kg",
+             "measured_at": f"2026-11-01T10:00:{s:02d}Z",
+             "received_at": "2026-11-01T10:01:00Z", "device_time": None,
+             "clock_offset_s": 0, "tz": None, "time_trusted": True, "flags": []}
+            for s in seqs]
         return json.dumps({"v": 1, "gateway": "gw-gap", "sent_at": "2026-11-01T10:01:00Z",
                            "readings": rows}).encode()
 

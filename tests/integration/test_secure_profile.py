@@ -101,6 +101,13 @@ class Peer:
             time.sleep(0.02)
         return self.connack is not None and not self.connack.is_failure
 
+    def die(self) -> None:
+        """Stop the network loop and close the socket without DISCONNECT, as a crash would."""
+        self.client.loop_stop()
+        sock = self.client.socket()
+        assert sock is not None
+        sock.close()
+
     def publish(self, topic: str, payload: bytes) -> int:
         mid = self.client.publish(topic, payload, qos=1).mid
         wait_for(lambda: mid in self.pubacks, 5, f"PUBACK {mid}")
@@ -215,12 +222,10 @@ def test_gateway_last_will_only_on_its_own_status(secure: Services,
     ingest.subscribe("vigie/v1/gateways/+/status")
     liar = _peer(peers, secure, pki.gateway("gw-a"), will="vigie/v1/gateways/gw-b/status")
     if liar.connect():
-        liar.client.loop_stop()
-        liar.client.socket().close()  # dies without DISCONNECT: the broker would send the will
+        liar.die()  # without DISCONNECT: the broker would send the will
     honest = _peer(peers, secure, pki.gateway("gw-b"), will="vigie/v1/gateways/gw-b/status")
     assert honest.connect()
-    honest.client.loop_stop()
-    honest.client.socket().close()
+    honest.die()
     wait_for(lambda: ingest.messages, 10, "gw-b's own last will")
     time.sleep(0.3)
     assert [t for t, _ in ingest.messages] == ["vigie/v1/gateways/gw-b/status"]
