@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -190,3 +190,14 @@ def test_reading_without_patient_or_in_wrong_unit_is_ignored() -> None:
     anon = reading(Kind.GLUCOSE, 40, T0)
     assert eng.evaluate(replace(anon, patient_id=None)) == []
     assert eng.evaluate(replace(anon, unit="mmol/L", id="x")) == []
+
+
+def test_a_reading_measured_after_its_receipt_cannot_silence_the_patient() -> None:
+    """One glucose dated 2200 (a device clock gone wrong) would become the patient's latest
+    point and prune every real reading before it: the engine does not take it in."""
+    eng = engine()
+    future = reading(Kind.GLUCOSE, 120, datetime(2200, 1, 1, tzinfo=UTC), received=T0)
+    assert eng.evaluate(future) == []
+    eng.tick(T0 + minutes(1))  # the cloud ticks every 10 s; a tick prunes old points
+    low = raised(eng.evaluate(reading(Kind.GLUCOSE, 35, T0 + minutes(5))), "dm.hypoglycaemia")
+    assert [s.severity for s in low] == [Severity.URGENT]
