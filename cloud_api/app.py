@@ -28,6 +28,7 @@ from cloud_api.errors import CloudError, ConfigError, StoreUnavailable
 from cloud_api.influx import InfluxV1, InfluxV2, connect_store
 from cloud_api.ingest import Ingest, MqttTls
 from cloud_api.queries import HistoryLoader
+from cloud_api.readiness import DEFAULT_MAX_LAG_S, Readiness
 from cloud_api.runtime import tune_gc
 from cloud_api.security import TokenIssuer, default_secret_path, load_secret
 from cloud_api.series import DAY_ZONE, day_zone
@@ -58,9 +59,12 @@ class CloudSettings:
     shards: int = 16  # patient shards between intake and shard workers
     owns: str | None = None  # shards a shard worker owns, e.g. "0-7" (default: all)
     day_zone: str = DAY_ZONE  # IANA zone of the pages' daily summaries (local days)
+    ready_max_lag_s: float = DEFAULT_MAX_LAG_S  # /ready fails past this ingest lag
 
     def __post_init__(self) -> None:
         zone_of(self.day_zone)  # an unknown zone is refused here, not at the first page
+        if not self.ready_max_lag_s > 0:
+            raise ConfigError(f"--ready-max-lag must be positive, got {self.ready_max_lag_s}")
 
 
 def zone_of(name: str) -> ZoneInfo:
@@ -149,11 +153,16 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
     def status() -> dict[str, Any]:
         if ingest is None:
             return {}
-        return {**vars(ingest.stats), "latency_to_store": ingest.latency.summary()}
+        # the counters by reason and by rule are copied: the worker adds keys meanwhile
+        stats = {k: dict(v) if isinstance(v, dict) else v for k, v in vars(ingest.stats).items()}
+        return {**stats, "latency_to_store": ingest.latency.summary()}
 
     secret = load_secret(Path(s.secret_file) if s.secret_file else default_secret_path(s.db_url))
-    return ApiContext(store=store, sessions=sessions, ingest_status=status,
-                      tokens=TokenIssuer(secret), day_zone=zone), ingest
+    # without the worker thread (run_cloud starts it, then replaces this) /ready says the
+    # ingest is not started
+    readiness = Readiness(store, ingest, max_lag_s=s.ready_max_lag_s)
+    return ApiContext(store=store, sessions=sessions, ingest_status=status, ingest=ingest,
+                      readiness=readiness, tokens=TokenIssuer(secret), day_zone=zone), ingest
 
 
 def _dispatcher(s: CloudSettings, ctx: ApiContext) -> Dispatcher | None:
@@ -174,6 +183,7 @@ def run_cloud(s: CloudSettings) -> int:
     if ingest is not None:
         worker = threading.Thread(target=ingest.run, args=(stop,), name="ingest", daemon=True)
         worker.start()
+        ctx.readiness = Readiness(ctx.store, ingest, worker, max_lag_s=s.ready_max_lag_s)
     notifier = None
     if dispatcher is not None:  # notifications enqueued by alert changes, sent with retries
         notifier = threading.Thread(target=dispatcher.run, args=(stop,), name="notify",

@@ -108,6 +108,10 @@ def cloud_run(
              "local midnight to local midnight there, e.g. "
              "Indian/Reunion, America/Martinique, America/Cayenne, Indian/Mayotte.")] =
         "Europe/Paris",
+    ready_max_lag: Annotated[float, typer.Option(
+        metavar="SECONDS", min=1.0,
+        help="GET /ready answers 503 when the oldest MQTT message received and not yet "
+             "acknowledged is older than this.")] = 30.0,
 ) -> None:
     """Run ingest (MQTT -> InfluxDB -> rules) and the HTTP API in one process.
 
@@ -135,7 +139,7 @@ def cloud_run(
         mqtt_key=None if mqtt_key is None else str(mqtt_key),
         rules_file=None if rules is None else str(rules), share_group=share_group,
         notify_file=None if notify is None else str(notify),
-        role=role, shards=shards, owns=owns, day_zone=day_zone)
+        role=role, shards=shards, owns=owns, day_zone=day_zone, ready_max_lag_s=ready_max_lag)
     raise typer.Exit(run_cloud(settings))
 
 

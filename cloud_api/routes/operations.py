@@ -1,4 +1,9 @@
-"""Operations: health (public), gateways, stream gaps, quarantine.
+"""Operations: health, readiness and metrics (public), gateways, stream gaps, quarantine.
+
+``/health`` is liveness (the process serves HTTP; it asks nothing of InfluxDB or the
+broker), ``/ready`` runs the checks of ``cloud_api.readiness`` (503 when one fails),
+``/metrics`` is the Prometheus exposition (``cloud_api.metrics``). None of the three carries
+patient data.
 
 Gateways and gaps are for the staff of the gateway's site; quarantined payloads may hold
 patient data, so they are for admins, filtered by the gateway's site, and audited.
@@ -8,12 +13,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client.exposition import choose_encoder
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud_api import audit, streams
 from cloud_api.db import Gateway, Quarantine
+from cloud_api.readiness import Readiness
 from cloud_api.routes.deps import AUTH_ERRORS, Admin, Ctx, Staff, audited
 from cloud_api.tenancy import site_clause
 from vigie.contract import iso
@@ -23,11 +31,33 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/health")
 def health(ctx: Ctx) -> dict[str, Any]:
-    """Liveness and ingest counters (no patient data; needs no token)."""
-    body: dict[str, Any] = {"status": "ok", "influxdb": ctx.store.ping()}
+    """Liveness and ingest counters (no patient data; needs no token). Asks nothing of
+    InfluxDB or the broker: whether they answer is for ``/ready``."""
+    body: dict[str, Any] = {"status": "ok"}
     if ctx.ingest_status:
         body["ingest"] = ctx.ingest_status()
     return body
+
+
+_READY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"description": "a check failed: the body names it, with the reason"}}
+
+
+@router.get("/ready", responses=_READY_RESPONSES)
+def ready(ctx: Ctx) -> JSONResponse:
+    """Readiness: ingest worker running, broker connected, InfluxDB answering, ingest lag
+    under its limit (the ingest checks only where this process runs the ingest). 200 when
+    all hold, else 503; each check with ``ok`` and a short reason. Needs no token."""
+    report = (ctx.readiness or Readiness(ctx.store))()
+    return JSONResponse(report.to_json(), status_code=200 if report.ok else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    """Prometheus exposition (text, or OpenMetrics when asked). Needs no token: labels are
+    gateway, site, rule and reason ids, never a patient's."""
+    encode, content_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encode(request.app.state.metrics), media_type=content_type)
 
 
 def _gateway_sites(session: Session) -> dict[str, str | None]:

@@ -19,7 +19,7 @@ from tests.cloud_api.api_kit import PASSWORD, SECRET, Api, table_of
 from vigie.cli import app as cli
 from vigie.contract import now_utc
 
-PUBLIC = {"/health", "/token", "/token/refresh"}  # the refresh token is the credential
+PUBLIC = {"/health", "/ready", "/token", "/token/refresh"}  # refresh: the token is the credential
 
 
 def test_password_flow_gives_a_short_lived_bearer_token(api: Api) -> None:

@@ -51,6 +51,7 @@ CALLS: dict[tuple[str, str], Call] = {
     ("POST", "/token/refresh"): Call(own_refresh=True),
     ("POST", "/logout"): Call(),
     ("GET", "/health"): Call(),
+    ("GET", "/ready"): Call(),
     ("GET", "/gateways"): Call(),
     ("GET", "/gaps"): Call(),
     ("GET", "/quarantine"): Call(),
