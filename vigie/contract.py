@@ -7,6 +7,8 @@ Bump ``SCHEMA_VERSION`` (and the topic prefix) on any incompatible change to the
 - ``Reading``: an observation taken by a gateway: attributed, time-corrected, with a
   deterministic id and a per-device stream sequence number. This is what travels over MQTT.
 - ``Batch``: the JSON payload published on ``observations_topic(gateway_id)``.
+- ``encode_stored``/``decode_stored``: the reading ids the cloud confirms durable, on
+  ``stored_topic(gateway_id)``; the gateway deletes a reading only then.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -376,6 +378,14 @@ def reading_id(
     return digest
 
 
+_READING_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_reading_id(value: object) -> bool:
+    """Whether ``value`` has the form ``reading_id`` gives (32 lowercase hex digits)."""
+    return isinstance(value, str) and _READING_ID.fullmatch(value) is not None
+
+
 def _num(obj: Mapping[str, Any], key: str, *, optional: bool = False) -> float | None:
     raw = obj.get(key)
     if raw is None and optional:
@@ -414,7 +424,7 @@ def reading_from_json(obj: Any, gateway_id: str) -> Reading:
     if not isinstance(obj, dict):
         raise ContractError("a reading must be a JSON object")
     rid = _req_str(obj, "id")
-    if not re.fullmatch(r"[0-9a-f]{32}", rid):
+    if not is_reading_id(rid):
         raise ContractError(f"bad reading id {rid!r}")
     kind_raw = _req_str(obj, "kind")
     try:
@@ -629,3 +639,47 @@ def decode_gateway_devices(payload: bytes, topic_gateway: str) -> GatewayDevices
     if len(set(ids)) != len(ids):
         raise ContractError("a device is listed twice")
     return GatewayDevices(check_id(topic_gateway, "gateway"), version, devices)
+
+
+# -- end-to-end acknowledgement: cloud -> gateway ---------------------------------------------
+
+MAX_STORED_IDS: Final = MAX_READINGS_PER_BATCH  # reading ids in one ``stored`` message
+MAX_STORED_BYTES: Final = 256 * 1024  # 5,000 ids of 35 bytes with the envelope fit
+
+
+def stored_topic(gateway_id: str) -> str:
+    """Where the cloud names the readings of a gateway that are now durable on its side
+    (written to InfluxDB, or quarantined with their reason), QoS 1, never retained: the
+    gateway deletes them from its outbox only then, not on the broker's PUBACK, so that no
+    broker is trusted to keep data. The broker ACL lets only that gateway read it and only
+    services write it. Payload: ``{"v": 1, "gateway": ..., "ids": [reading id, ...]}``."""
+    return f"{TOPIC_PREFIX}/gateways/{check_id(gateway_id, 'gateway')}/stored"
+
+
+def encode_stored(gateway_id: str, ids: Sequence[str]) -> bytes:
+    """The payload of ``stored_topic``; at most ``MAX_STORED_IDS`` ids (split longer lists
+    into several messages)."""
+    if len(ids) > MAX_STORED_IDS:
+        raise ContractError(f"{len(ids)} ids in one stored message, over {MAX_STORED_IDS}")
+    body = {"v": SCHEMA_VERSION, "gateway": check_id(gateway_id, "gateway"), "ids": list(ids)}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode_stored(payload: bytes, topic_gateway: str) -> tuple[str, ...]:
+    """The reading ids of a ``stored`` message; raises ContractError on anything malformed
+    (bounded before parsing: size, nesting, number of ids, form of each id)."""
+    body = loads_bounded(payload, max_bytes=MAX_STORED_BYTES, max_depth=2)
+    if not isinstance(body, dict) or type(body.get("v")) is not int \
+            or body["v"] != SCHEMA_VERSION:
+        raise ContractError("stored payload must be an object with v = 1")
+    if body.get("gateway") != topic_gateway:
+        raise ContractError(f"payload gateway {str(body.get('gateway'))[:40]!r} does not "
+                            f"match {topic_gateway!r}")
+    ids = body.get("ids")
+    if not isinstance(ids, list):
+        raise ContractError("field 'ids' must be a list")
+    if len(ids) > MAX_STORED_IDS:
+        raise ContractError(f"{len(ids)} ids in one stored message, over {MAX_STORED_IDS}")
+    if not all(is_reading_id(i) for i in ids):
+        raise ContractError("field 'ids' must hold reading ids (32 lowercase hex digits)")
+    return tuple(ids)
