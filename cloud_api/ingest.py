@@ -7,6 +7,8 @@ only then sends the PUBACKs (MQTT v5, manual acknowledgement, persistent session
 InfluxDB outage before that point leaves the messages unacknowledged: the broker redelivers
 them and the idempotent writes make the redelivery harmless. Bad input is quarantined with
 its reason and acknowledged: it never blocks the stream and never crashes the worker.
+Once recorded, the readings stored or quarantined are named to their gateways
+(``stages.acknowledge``), which delete them from their outboxes only then.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from cloud_api.errors import ConfigError, StoreUnavailable
 from cloud_api.gateway_config import ConfigPublisher
 from cloud_api.influx import TimeSeriesStore
 from cloud_api.profiles import ProfileSync
+from cloud_api.stages.acknowledge import Confirmations, stored_messages
 from cloud_api.stages.decode import decode_message
 from cloud_api.stages.refusal import code_of, refusal
 from cloud_api.stages.store import write_isolating
@@ -156,6 +159,8 @@ class Ingest:
         self._refused_mids: set[int] = set()  # PUBACKs with a failure code (on_publish)
         self.device_lists = (ConfigPublisher(sessions, self.client, self._refused_mids)
                              if publish_device_lists else None)
+        # readings durable here, named to their gateways (cloud_api.stages.acknowledge)
+        self.confirmations = Confirmations(self.client, self._refused_mids)
 
     def _make_client(self, client_id: str) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -176,10 +181,10 @@ class Ingest:
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode,
                     props: Properties | None) -> None:
-        # a device list the broker refused (its ACL): is_published() alone says "acknowledged".
-        # Device lists are all this client publishes; the PUBACK may come before the
-        # publisher has noted the mid, so every refused mid is kept for it to claim.
-        if rc.is_failure and self.device_lists is not None:
+        # a device list or a stored confirmation the broker refused (its ACL): is_published()
+        # alone says "acknowledged". The PUBACK may come before the publisher has noted the
+        # mid, so every refused mid is kept for the publisher of that message to claim.
+        if rc.is_failure:
             self._refused_mids.add(mid)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
@@ -355,6 +360,7 @@ class Ingest:
         if not self._write(work, stop):
             return False
         self._record(work)
+        self._confirm(work)
         for msg in messages:
             if msg.qos > 0:
                 self.client.ack(msg.mid, msg.qos)
@@ -363,6 +369,11 @@ class Ingest:
 
     def _classify(self, msg: mqtt.MQTTMessage, work: Work, now: datetime) -> None:
         decode_message(msg.topic, bytes(msg.payload), now, work)
+
+    def _confirm(self, work: Work) -> None:
+        """Name to each gateway its readings now durable here, stored or quarantined, once
+        recorded (``cloud_api.stages.acknowledge``): it deletes them from its outbox."""
+        self.confirmations.send(stored_messages(work.readings, work.quarantine))
 
     def _write(self, work: Work, stop: threading.Event) -> bool:
         """Write the batch's readings; the ones InfluxDB refuses go to quarantine. While

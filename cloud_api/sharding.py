@@ -54,6 +54,7 @@ from cloud_api.db import make_engine, make_sessions
 from cloud_api.errors import ConfigError
 from cloud_api.influx import TimeSeriesStore
 from cloud_api.ingest import Ingest, MqttTls
+from cloud_api.stages.acknowledge import stored_messages
 from cloud_api.stages.refusal import refusal
 from cloud_api.stages.work import Sited, Work
 from vigie.contract import (
@@ -276,6 +277,11 @@ class IntakeWorker(_RetryRecord):
 
     def _apply_rules(self, session: Session, work: Work, now: datetime) -> None:
         """Nothing: patients are registered and evaluated by the shard that owns them."""
+
+    def _confirm(self, work: Work) -> None:
+        """Only what it quarantined: a reading it routed is named to its gateway by the
+        shard worker that stores it."""
+        self.confirmations.send(stored_messages((), work.quarantine))
 
     def _write(self, work: Work, stop: threading.Event) -> bool:
         """Publish the readings to their shards (QoS 1) and wait for every PUBACK.

@@ -1,0 +1,123 @@
+"""Acknowledge: tell each gateway which of its readings are now durable on the cloud side.
+
+A gateway keeps a reading in its outbox after the broker's PUBACK (a broker killed before its
+next autosave loses what it acknowledged) and deletes it when the cloud names it on
+``vigie.contract.stored_topic`` (docs/operator.md, "End-to-end acknowledgement"). A reading is
+named once it is written to InfluxDB or quarantined (a refused reading is kept here with its
+reason: sending it again would be refused again), and only after the relational transaction
+that records its batch committed. A message quarantined whole carries no reading id, and
+names nothing.
+
+- ``stored_messages``: sans-I/O, the (topic, payload) of each gateway's message, ids in the
+  order met, without repeats, in chunks of at most ``MAX_STORED_IDS``.
+- ``Confirmations``: publishes them on the worker's paho client, QoS 1, not retained. It never
+  raises: a message not sent is only logged, the gateway sends the reading again later and
+  the cloud's writes are idempotent. A PUBACK with a failure code (the broker's ACL) is
+  logged with the gateway it was for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Final, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+
+from cloud_api.db import Quarantine
+from cloud_api.stages.work import Sited
+from vigie.contract import (
+    MAX_STORED_IDS,
+    ContractError,
+    encode_stored,
+    is_reading_id,
+    stored_topic,
+)
+
+log = logging.getLogger(__name__)
+
+PUBACK_WAIT_S: Final = 60.0  # a message unacknowledged this long is no longer watched
+MAX_WATCHED: Final = 10_000  # messages watched for a refusal at most (the oldest go first)
+
+Message = tuple[str, bytes]  # topic, payload
+
+
+def stored_messages(readings: Iterable[Sited], quarantine: Iterable[Quarantine]
+                    ) -> list[Message]:
+    """The ``stored`` messages for ``readings`` (written to InfluxDB) and ``quarantine`` rows
+    (rows without a gateway, or without a reading id of the contract's form, name nothing)."""
+    per_gateway: dict[str, dict[str, None]] = {}
+    for reading, _ in readings:
+        per_gateway.setdefault(reading.gateway_id, {})[reading.id] = None
+    for row in quarantine:
+        if row.gateway_id is not None and is_reading_id(row.reading_id):
+            per_gateway.setdefault(row.gateway_id, {})[str(row.reading_id)] = None
+    out: list[Message] = []
+    for gateway, ids in per_gateway.items():
+        try:
+            topic = stored_topic(gateway)
+        except ContractError:  # not an id a gateway could subscribe with
+            continue
+        listed = list(ids)
+        for start in range(0, len(listed), MAX_STORED_IDS):
+            out.append((topic, encode_stored(gateway, listed[start:start + MAX_STORED_IDS])))
+    return out
+
+
+class Publishes(Protocol):
+    """What ``Confirmations`` needs of a paho client."""
+
+    def publish(self, topic: str, payload: bytes, qos: int = ...,
+                retain: bool = ...) -> mqtt.MQTTMessageInfo: ...
+
+
+class Confirmations:
+    """Publishes ``stored`` messages; ``refused`` is the set of message ids the client's
+    ``on_publish`` saw answered with a failure code (shared with other publishers on the same
+    client, each of which takes out only its own ids)."""
+
+    def __init__(self, client: Publishes, refused: set[int]) -> None:
+        self.client = client
+        self.refused = refused
+        self._watched: deque[tuple[mqtt.MQTTMessageInfo, str, float]] = deque()
+        self.published = 0  # messages handed to the client
+        self.failed = 0  # messages the client would not take, or the broker refused
+
+    def send(self, messages: Sequence[Message]) -> None:
+        """Publish ``messages``; never raises."""
+        self._collect()
+        for topic, payload in messages:
+            try:
+                info = self.client.publish(topic, payload, qos=1, retain=False)
+            except Exception as exc:  # never stop ingest for a confirmation
+                self._failed(topic, f"{type(exc).__name__}: {exc}")
+                continue
+            # not connected: paho keeps a QoS 1 message and sends it once connected
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                self._failed(topic, mqtt.error_string(info.rc))
+                continue
+            self.published += 1
+            self._watched.append((info, topic, time.monotonic()))
+            if len(self._watched) > MAX_WATCHED:
+                self._watched.popleft()
+
+    def _collect(self) -> None:
+        """Forget messages acknowledged or too old; log those the broker refused."""
+        limit = time.monotonic() - PUBACK_WAIT_S
+        kept: deque[tuple[mqtt.MQTTMessageInfo, str, float]] = deque()
+        for info, topic, at in self._watched:
+            if info.is_published():
+                if info.mid in self.refused:
+                    self.refused.discard(info.mid)
+                    self._failed(topic, "refused by the broker (check the service's ACL)")
+            elif at >= limit:
+                kept.append((info, topic, at))
+        self._watched = kept
+
+    def _failed(self, topic: str, why: str) -> None:
+        self.failed += 1
+        log.error("stored confirmation on %s not published: %s; the gateway will send its "
+                  "readings again", topic, why)
