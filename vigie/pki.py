@@ -319,10 +319,11 @@ def revoke(paths: PkiPaths, cert_file: Path) -> int:
 
 def acl_text(paths: PkiPaths) -> str:
     """Mosquitto ACL: a gateway writes only its own observations, status (its last will
-    included) and edge alarms, and reads only its own configuration; services read every
-    gateway's observations, status and alarms, also as MQTT 5 shared subscriptions, write
-    gateway configuration, and exchange the scale-out's shard topics. Everything else is
-    denied.
+    included) and edge alarms, and reads only its own configuration and ``stored``
+    confirmations; services read every gateway's observations, status and alarms, also as
+    MQTT 5 shared subscriptions, write gateway configuration and ``stored`` confirmations (a
+    confirmation deletes readings from a gateway's outbox: no gateway may write one), and
+    exchange the scale-out's shard topics. Everything else is denied.
 
     Mosquitto 2.0.11 grants a subscription whatever its filter and applies ``read`` rules to
     each message it would deliver: a gateway subscribed to another's topics receives nothing.
@@ -332,12 +333,13 @@ def acl_text(paths: PkiPaths) -> str:
              f"pattern write {gw}/%u/observations",
              f"pattern write {gw}/%u/status",
              f"pattern write {gw}/%u/alarms",
-             f"pattern read {gw}/%u/config/#", ""]
+             f"pattern read {gw}/%u/config/#",
+             f"pattern read {gw}/%u/stored", ""]
     for name in paths.services():
         lines += [f"user {name}"]
         for leaf in ("observations", "status", "alarms"):
             lines += [f"topic read {gw}/+/{leaf}", f"topic read $share/+/{gw}/+/{leaf}"]
-        lines += [f"topic write {gw}/+/config/#",
+        lines += [f"topic write {gw}/+/config/#", f"topic write {gw}/+/stored",
                   # scale-out: intake workers route readings to the shard owners
                   f"topic readwrite {TOPIC_PREFIX}/shards/#", ""]
     return "\n".join(lines)

@@ -22,7 +22,13 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.conftest import Cloud, GatewayProc, wait_for, write_replay
-from vigie.contract import decode_gateway_devices, observations_topic
+from vigie.contract import (
+    decode_gateway_devices,
+    decode_stored,
+    encode_stored,
+    observations_topic,
+    stored_topic,
+)
 from vigie.pki import Credential, PkiPaths, init_pki, issue_gateway, issue_service, revoke
 from vigie.services import Services
 
@@ -258,6 +264,35 @@ def test_gateway_cannot_read_another_gateways_data(secure: Services,
     # one copy per matching subscription (gw-a/config/#, +/config/#, #): all its own
     assert set(a.messages) == {("vigie/v1/gateways/gw-a/config/rules", b"gw-a")}, \
         "gw-a received only its own configuration"
+
+
+def test_only_services_confirm_readings_and_each_gateway_hears_its_own(
+        secure: Services, peers: list[Peer]) -> None:
+    """A ``stored`` confirmation makes a gateway delete readings from its outbox: services
+    may send one to any gateway, no gateway may send one (for another or for itself), and a
+    gateway receives only its own."""
+    pki = _pki(secure)
+    ingest = _peer(peers, secure, pki.service("vigie-ingest-1"))
+    a = _peer(peers, secure, pki.gateway("gw-a"))
+    b = _peer(peers, secure, pki.gateway("gw-b"))
+    assert ingest.connect() and a.connect() and b.connect()
+    assert a.subscribe(stored_topic("gw-a")) == [1]
+    assert b.subscribe(stored_topic("gw-b")) == [1]
+    assert a.subscribe(stored_topic("gw-b")) in ([1], [NOT_AUTHORIZED])  # filtered, if granted
+    assert a.subscribe("vigie/v1/gateways/+/stored") in ([1], [NOT_AUTHORIZED])
+    for gw, rid in (("gw-a", "a" * 32), ("gw-b", "b" * 32)):
+        assert ingest.publish(stored_topic(gw), encode_stored(gw, [rid])) == 0
+    wait_for(lambda: a.messages and b.messages, 5, "each gateway's confirmation")
+    for gw, forged in (("gw-b", "f" * 32), ("gw-a", "e" * 32)):  # for another, for itself
+        forger = _peer(peers, secure, pki.gateway("gw-a"))
+        assert forger.connect()
+        assert forger.publish(stored_topic(gw), encode_stored(gw, [forged])) == NOT_AUTHORIZED
+    time.sleep(0.5)
+    # one copy per matching subscription of gw-a (its own topic and the wildcard)
+    assert {(t, decode_stored(p, "gw-a")) for t, p in a.messages} == \
+        {(stored_topic("gw-a"), ("a" * 32,))}
+    assert [(t, decode_stored(p, "gw-b")) for t, p in b.messages] == \
+        [(stored_topic("gw-b"), ("b" * 32,))]
 
 
 def _foreign(tmp_path: Path) -> Credential:

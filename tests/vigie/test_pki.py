@@ -136,9 +136,11 @@ def test_acl_confines_gateways_to_their_own_topics(pki: PkiPaths) -> None:
     assert "pattern write vigie/v1/gateways/%u/status" in acl
     assert "pattern write vigie/v1/gateways/%u/alarms" in acl  # paged on site (edge alarms)
     assert "pattern read vigie/v1/gateways/%u/config/#" in acl
-    assert [line for line in acl if line.startswith("pattern")] == acl[1:5], \
+    assert "pattern read vigie/v1/gateways/%u/stored" in acl  # the cloud's confirmations
+    assert [line for line in acl if line.startswith("pattern")] == acl[1:6], \
         "gateways get nothing else"
     block = acl[acl.index(f"user {INGEST_IDENTITY}"):]
+    assert "topic write vigie/v1/gateways/+/stored" in block
     assert "topic read $share/+/vigie/v1/gateways/+/observations" in block
     assert "topic read vigie/v1/gateways/+/status" in block
     assert "topic read $share/+/vigie/v1/gateways/+/alarms" in block
