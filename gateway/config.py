@@ -19,6 +19,9 @@
     tls_ca = "ca.crt"             # secure profile (docs/security.md): TLS, broker checked
     tls_cert = "client.crt"       #   against this CA; this gateway's certificate and key
     tls_key = "client.key"        #   (from `vigie pki gateway`); omit all three: plain MQTT
+    confirm_timeout_s = 600       # sent, not yet confirmed stored by the cloud: send again
+    confirm_timeout_max_s = 21600 #   after this, doubling with each copy up to this, and
+    resend_after_reconnect_s = 5  #   from this after a reconnect (docs/operator.md)
 
     [[devices]]                   # the base: the cloud's device list overrides the patient
     id = "scale-1"                #   of a device it names (gateway/assignments.py)
@@ -58,6 +61,7 @@ from alerting.settings import AlertingError, RulesConfig, load_config
 from gateway.edge import DEFAULT_EDGE_RULES, EdgeSettings
 from gateway.errors import ConfigError
 from gateway.intake import DeviceProfile
+from gateway.outbox import ResendPolicy
 from gateway.publisher import PublisherSettings
 from gateway.timefix import zone
 from vigie.contract import ContractError, check_id
@@ -108,7 +112,8 @@ def _build(raw: dict[str, Any], base: Path) -> GatewayConfig:
         max_inflight=int(mq.get("max_inflight", 16)),
         heartbeat_s=float(mq.get("heartbeat_s", 60)),
         site=None if site is None else check_id(site, "site"),
-        tls_ca=tls["tls_ca"], tls_cert=tls["tls_cert"], tls_key=tls["tls_key"])
+        tls_ca=tls["tls_ca"], tls_cert=tls["tls_cert"], tls_key=tls["tls_key"],
+        resend=_resend(mq))
     devices = {d["id"]: _device(d) for d in raw.get("devices", [])}
     sources = [dict(s) for s in raw.get("sources", [])]
     for src in sources:
@@ -158,6 +163,18 @@ def _alarms(al: dict[str, Any] | None, gateway_id: str, site: str | None, base: 
                         "alarms.sqlite3")), rules=rules,
                         offline_after_s=float(al.get("offline_after_s", 60.0)),
                         rules_config=rules_config, language=language)
+
+
+def _resend(mq: dict[str, Any]) -> ResendPolicy:
+    default = ResendPolicy()
+    policy = ResendPolicy(
+        timeout_s=float(mq.get("confirm_timeout_s", default.timeout_s)),
+        max_s=float(mq.get("confirm_timeout_max_s", default.max_s)),
+        after_reconnect_s=float(mq.get("resend_after_reconnect_s", default.after_reconnect_s)))
+    if not 0 < policy.after_reconnect_s <= policy.max_s or not 0 < policy.timeout_s <= policy.max_s:
+        raise ValueError("confirm_timeout_s and resend_after_reconnect_s must be above 0 and at "
+                         "most confirm_timeout_max_s")
+    return policy
 
 
 def _tls(mq: dict[str, Any], base: Path) -> dict[str, str | None]:

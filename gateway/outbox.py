@@ -5,8 +5,15 @@ Contract with the rest of the gateway:
   returns: only then may the source tell the device the reading was taken.
 - Each device gets a stream sequence number per distinct reading (1, 2, 3...); a reading whose
   deterministic id was already taken keeps its first number and is not queued again.
-- ``remove`` is called only after the broker's PUBACK; until then a reading survives crashes,
-  ``kill -9`` and power loss (``synchronous=FULL``).
+- A reading leaves the outbox only when the cloud says it is durable on its side (``confirm``,
+  from the ``stored`` messages of ``vigie.contract.stored_topic``), not on the broker's PUBACK:
+  a broker killed before it saved its store loses what it acknowledged. Until then a reading
+  survives crashes, ``kill -9`` and power loss (``synchronous=FULL``).
+- The broker's PUBACK marks a batch's readings sent (``mark_sent``: the time and the number of
+  sends, one statement per batch in a narrow table beside the readings, so the mark costs a
+  page or two, not a rewrite of the readings' pages). ``unsent`` lists the readings never
+  sent; ``due`` those sent and still unconfirmed that ``ResendPolicy`` says to send again.
+  Sent readings still count in ``depth`` and against the capacity.
 - The outbox is bounded: when full, ``put`` raises ``OutboxFull`` and takes nothing. Old
   readings are never dropped to make room. A full disk is the same refusal
   (``OutboxDiskFull``), not a crash.
@@ -51,15 +58,56 @@ CREATE TABLE IF NOT EXISTS seen (
   id TEXT PRIMARY KEY, device TEXT NOT NULL, seq INTEGER NOT NULL, taken_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, cursor TEXT NOT NULL);
+-- readings the broker acknowledged, still waiting for the cloud's confirmation
+CREATE TABLE IF NOT EXISTS sent (
+  row INTEGER PRIMARY KEY, at REAL NOT NULL, sends INTEGER NOT NULL
+);
 """
 
 
 _INCREMENTAL = 2  # PRAGMA auto_vacuum value
 _BODY_ESTIMATE = 512  # bytes of a reading's JSON body (about 350 for a plain one)
-_ROW_OVERHEAD = 256  # bytes per reading beside its body: the seen row, both indexes, cells
+_ROW_OVERHEAD = 256  # bytes per reading beside its body: seen row, sent mark, indexes, cells
 _TIGHT = 8  # a disk with less than this many times (reserve + write) free is "tight"
 _SMALL_DELETE = 4  # rows per transaction when deleting on a full disk
 _GIVE_BACK_PAGES = 256  # free pages inside the database before they go back to the disk
+
+
+_CLOCK_BACK_S = 300.0  # a send time this far in the future: the clock went back; due now
+_MAX_DOUBLINGS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class ResendPolicy:
+    """When a reading the broker acknowledged, and the cloud has not confirmed, is sent again.
+
+    After its n-th send a reading waits ``timeout_s * 2**(n-1)``, at most ``max_s``: a broker
+    or a cloud session that dropped it silently (a queue limit, an expired session). When the
+    gateway has reconnected to the broker since that send, the wait starts from
+    ``after_reconnect_s`` instead: a broker that restarted may have lost what it had not
+    saved yet, so that copy goes again within seconds. Every copy doubles the next wait, so a
+    cloud down for hours, or a link that keeps dropping, costs each reading about
+    log2(outage / base) copies queued in the broker, not one per interval or per reconnect.
+    """
+
+    timeout_s: float = 600.0
+    max_s: float = 21600.0
+    after_reconnect_s: float = 5.0
+
+    def wait(self, sends: int, reconnected: bool) -> float:
+        base = self.after_reconnect_s if reconnected else self.timeout_s
+        return min(base * 2.0 ** min(max(sends - 1, 0), _MAX_DOUBLINGS), self.max_s)
+
+    def params(self, now: float, connected_at: float) -> dict[str, float]:
+        return {"now": now, "connected": connected_at, "quick": self.after_reconnect_s,
+                "slow": self.timeout_s, "cap": self.max_s, "back": _CLOCK_BACK_S}
+
+
+# ``ResendPolicy.wait`` in SQL, over ``sent s``: when the reading is due to be sent again.
+_DUE_AT = f"""(CASE WHEN s.at > :now + :back THEN :now
+  ELSE s.at + min(CASE WHEN s.at < :connected THEN :quick ELSE :slow END
+                  * (1 << min(max(s.sends - 1, 0), {_MAX_DOUBLINGS})), :cap) END)"""
+_IN_JSON = "(SELECT value FROM json_each(?))"  # one statement, whatever the number of rows
 
 
 def _disk_full(exc: sqlite3.Error) -> bool:
@@ -294,15 +342,84 @@ class Outbox:
         return 0 if row is None else int(row[0])
 
     def pending(self, limit: int, after_row: int = 0) -> list[Pending]:
-        """The oldest readings not yet acknowledged by the broker, after ``after_row``."""
+        """The oldest readings never sent (acknowledged by the broker), after ``after_row``."""
+        return self.unsent(limit, after_row)[0]
+
+    def unsent(self, limit: int, after_row: int = 0) -> tuple[list[Pending], int]:
+        """``pending``, and the row up to which the outbox was looked at: past it, every row
+        is either returned or sent, so the next call may start there (no scan again over the
+        readings sent and waiting for the cloud)."""
         with self._lock:
             try:
                 rows = self._db.execute(
-                    "SELECT row, body FROM outbox WHERE row > ? ORDER BY row LIMIT ?",
+                    "SELECT row, body FROM outbox o WHERE row > ? AND NOT EXISTS "
+                    "(SELECT 1 FROM sent s WHERE s.row = o.row) ORDER BY row LIMIT ?",
                     (after_row, limit)).fetchall()
+                if len(rows) == limit:
+                    upto = int(rows[-1][0])
+                else:  # under the lock: no put can add a row between the two queries
+                    last = self._db.execute("SELECT max(row) FROM outbox").fetchone()[0]
+                    upto = max(after_row, int(last or 0))
+            except sqlite3.Error as exc:
+                raise OutboxError(f"outbox read failed: {exc}") from exc
+        return [Pending(int(r), json.loads(b)) for r, b in rows], upto
+
+    def mark_sent(self, rows: Iterable[int], at: float | None = None) -> int:
+        """Record that the broker acknowledged these rows (their time, one more send), in one
+        statement; rows already confirmed and deleted are skipped. Returns how many."""
+        batch = json.dumps(sorted(set(rows)))
+        when = time.time() if at is None else at
+        with self._lock:
+            try:
+                return self._db.execute(
+                    f"INSERT INTO sent(row, at, sends) SELECT row, ?, 1 FROM outbox "
+                    f"WHERE row IN {_IN_JSON} ON CONFLICT(row) DO UPDATE SET "
+                    f"at = excluded.at, sends = sent.sends + 1", (when, batch)).rowcount
+            except sqlite3.Error as exc:  # a full disk too: the caller keeps them in memory
+                raise OutboxError(f"outbox: marking readings sent failed: {exc}") from exc
+
+    def due(self, policy: ResendPolicy, now: float, connected_at: float, limit: int,
+            after_row: int = 0) -> list[Pending]:
+        """Sent readings the cloud has not confirmed and ``policy`` says to send again now,
+        oldest first, after ``after_row``; ``connected_at`` is when the current broker
+        connection began (``time.time()``, like ``now`` and the send times)."""
+        params = {**policy.params(now, connected_at), "after": after_row, "limit": limit}
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    f"SELECT o.row, o.body FROM sent s JOIN outbox o ON o.row = s.row "
+                    f"WHERE s.row > :after AND {_DUE_AT} <= :now ORDER BY s.row LIMIT :limit",
+                    params).fetchall()
             except sqlite3.Error as exc:
                 raise OutboxError(f"outbox read failed: {exc}") from exc
         return [Pending(int(r), json.loads(b)) for r, b in rows]
+
+    def next_due(self, policy: ResendPolicy, now: float, connected_at: float) -> float | None:
+        """When the first sent, unconfirmed reading falls due (None: there is none)."""
+        with self._lock:
+            try:
+                at = self._db.execute(f"SELECT min({_DUE_AT}) FROM sent s",
+                                      policy.params(now, connected_at)).fetchone()[0]
+            except sqlite3.Error as exc:
+                raise OutboxError(f"outbox read failed: {exc}") from exc
+        return None if at is None else float(at)
+
+    def unconfirmed(self) -> int:
+        """Readings sent (acknowledged by the broker) and not yet confirmed by the cloud."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM sent").fetchone()[0])
+
+    def confirm(self, ids: Iterable[str]) -> int:
+        """Delete the readings the cloud confirmed durable; ids the outbox does not hold
+        (confirmed before, or never taken here) are ignored. Returns how many went."""
+        wanted = json.dumps(list(dict.fromkeys(ids)))
+        with self._lock:
+            try:
+                rows = [int(r[0]) for r in self._db.execute(
+                    f"SELECT row FROM outbox WHERE id IN {_IN_JSON}", (wanted,))]
+            except sqlite3.Error as exc:
+                raise OutboxError(f"outbox read failed: {exc}") from exc
+        return self.remove(rows) if rows else 0
 
     def get(self, rows: Iterable[int]) -> list[Pending]:
         wanted = sorted(set(rows))
@@ -315,7 +432,7 @@ class Outbox:
         return [Pending(int(r), json.loads(b)) for r, b in (f for f in found if f)]
 
     def remove(self, rows: Iterable[int]) -> int:
-        """Forget readings the broker acknowledged."""
+        """Forget readings (the cloud confirmed them: ``confirm``)."""
         batch = [(r,) for r in rows]
         with self._lock:
             try:
@@ -357,9 +474,8 @@ class Outbox:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            before = db.total_changes
-            db.executemany("DELETE FROM outbox WHERE row=?", batch)
-            removed = db.total_changes - before
+            removed = db.executemany("DELETE FROM outbox WHERE row=?", batch).rowcount
+            db.executemany("DELETE FROM sent WHERE row=?", batch)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:

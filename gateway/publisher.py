@@ -1,11 +1,20 @@
-"""MQTT publisher: outbox -> broker, QoS 1, removed from the outbox only on PUBACK.
+"""MQTT publisher: outbox -> broker, QoS 1; a reading leaves the outbox when the cloud says so.
 
 One thread owns the paho client (paho-mqtt 2.x, MQTT v5): it connects with a persistent
 session and a retained last-will ("offline"), runs paho's network loop, publishes batches from
-the outbox while fewer than ``max_inflight`` are unacknowledged, and deletes a batch's rows when
-its PUBACK arrives. Callbacks run inside ``client.loop()`` on this same thread, so there is no
-lock between paho and the pump. Reconnects back off exponentially with full jitter, so a
+the outbox while fewer than ``max_inflight`` are unacknowledged, and marks a batch's rows sent
+when its PUBACK arrives. Callbacks run inside ``client.loop()`` on this same thread, so there is
+no lock between paho and the pump. Reconnects back off exponentially with full jitter, so a
 fleet of gateways does not hammer a broker that just came back.
+
+End-to-end acknowledgement (docs/operator.md): a PUBACK only means the broker holds the batch,
+in memory until its next autosave. The publisher subscribes to the gateway's
+``vigie.contract.stored_topic`` and deletes a reading when the cloud names it there (stored in
+InfluxDB or quarantined). A reading sent and never named is sent again per
+``gateway.outbox.ResendPolicy``: seconds after a reconnect (a broker that restarted may have
+lost it), else after a long timeout; each copy doubles the next wait, so a cloud down for
+hours does not fill the broker with copies. The cloud's writes are idempotent: a copy that
+was not lost after all costs a rewrite, not a duplicate.
 
 Feeds (``add_feed``) publish other durable messages on the same connection, before any
 batch (the edge alarms a gateway paged on site must reach the cloud before the readings
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -34,13 +44,23 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.errors import OutboxError
-from gateway.outbox import Outbox, Pending
+from gateway.outbox import Outbox, Pending, ResendPolicy
 from vigie.backoff import Backoff
-from vigie.contract import Batch, iso, now_utc, observations_topic, status_topic
+from vigie.contract import (
+    Batch,
+    ContractError,
+    decode_stored,
+    iso,
+    now_utc,
+    observations_topic,
+    status_topic,
+    stored_topic,
+)
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 86400
+SWEEP_SPACING_S = 5.0  # a resend sweep that met readings in flight: the next one waits this
 
 
 @dataclass
@@ -61,6 +81,8 @@ class PublisherSettings:
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    # Readings the broker acknowledged and the cloud has not confirmed: when to send again.
+    resend: ResendPolicy = field(default_factory=ResendPolicy)
 
 
 class Feed(Protocol):
@@ -75,7 +97,9 @@ class Feed(Protocol):
 @dataclass
 class PublisherStats:
     published_batches: int = 0
-    acked_readings: int = 0
+    acked_readings: int = 0  # acknowledged by the broker (marked sent)
+    confirmed_readings: int = 0  # confirmed by the cloud (deleted from the outbox)
+    resent_readings: int = 0  # sent again, not confirmed in time (ResendPolicy)
     refused_batches: int = 0
     connects: int = 0
     connected: bool = False
@@ -104,9 +128,16 @@ class Publisher:
         self._feed_inflight: dict[int, tuple[Feed, str, float]] = {}
         self._feed_retry_after = 0.0
         self._handlers: dict[str, Callable[[bytes], None]] = {}
+        # wall clock of send times (kept in the outbox across restarts): time.time()
+        self.clock: Callable[[], float] = time.time
+        self._connected_at = 0.0  # clock() when the current connection began
+        self._sweep_after: int | None = None  # row reached by the resend sweep under way
+        self._next_sweep = 0.0  # clock() before which no resend sweep starts
+        self._swept = 0  # readings sent again by the sweep under way
         self.offline_since: float | None = time.monotonic()  # None while connected
         self.failure: Exception | None = None  # why run() ended early, if it did
         self.client = self._make_client()
+        self.subscribe(stored_topic(gateway_id), self._on_stored)
 
     def add_feed(self, feed: Feed) -> None:
         self._feeds.append(feed)
@@ -155,6 +186,9 @@ class Publisher:
         self._connected = self.stats.connected = True
         self.offline_since = None
         self.stats.connects += 1
+        # what was sent over an earlier connection may be lost (a broker that restarted):
+        # look again now, with the reconnect's shorter wait (ResendPolicy)
+        self._connected_at, self._next_sweep = self.clock(), 0.0
         self._backoff.reset()
         log.info("connected to broker %s:%d (session present: %s)", self.s.host, self.s.port,
                  getattr(flags, "session_present", "?"))
@@ -274,20 +308,39 @@ class Publisher:
                 continue  # released earlier on timeout; rows will be (or were) resent
             rows, _ = entry
             if ok:
-                self._forget(rows)
+                self._sent(rows)
             else:
                 self.stats.refused_batches += 1
                 self._retry.extend(rows)
                 self._retry_after = time.monotonic() + 5.0
 
-    def _forget(self, rows: list[int]) -> None:
+    def _sent(self, rows: list[int]) -> None:
+        """The broker holds these rows: they wait in the outbox for the cloud's word."""
+        now = self.clock()
         try:
-            self.stats.acked_readings += self.outbox.remove(rows)
+            self.stats.acked_readings += self.outbox.mark_sent(rows, now)
         except OutboxError as exc:
-            # Acknowledged but not deleted: they will be sent again (the cloud dedupes).
-            log.error("%s; will resend %d acknowledged readings", exc, len(rows))
+            # Not marked (a full disk): sent again after the confirmation timeout unless the
+            # cloud confirms them first (``get`` then no longer finds them).
+            log.error("%s; %d readings will be sent again unless confirmed", exc, len(rows))
             self._retry.extend(rows)
-            self._retry_after = time.monotonic() + 5.0
+            self._retry_after = time.monotonic() + self.s.resend.timeout_s
+            return
+        # rows just marked fall due no sooner than one timeout from now
+        self._next_sweep = min(self._next_sweep, now + self.s.resend.wait(1, False))
+
+    def _on_stored(self, payload: bytes) -> None:
+        """The cloud names readings of this gateway it now holds: delete them. Never raises;
+        a malformed message is logged and ignored, as are ids the outbox does not hold."""
+        try:
+            ids = decode_stored(payload, self.gateway_id)
+        except ContractError as exc:
+            log.warning("ignoring a malformed stored message: %s", exc)
+            return
+        try:
+            self.stats.confirmed_readings += self.outbox.confirm(ids)
+        except OutboxError as exc:  # still queued: sent again, confirmed again
+            log.error("%s; %d confirmed readings stay queued for now", exc, len(ids))
 
     def _expire_inflight(self) -> None:
         limit = time.monotonic() - self.s.puback_timeout
@@ -323,10 +376,45 @@ class Publisher:
         if self._retry and time.monotonic() >= self._retry_after:
             rows, self._retry = self._retry[: self.s.batch_size], self._retry[self.s.batch_size:]
             return self.outbox.get(rows)
-        batch = self.outbox.pending(self.s.batch_size, self._high_water)
-        if batch:
-            self._high_water = batch[-1].row
+        again = self._resend_batch()  # older readings first: the rules see them in order
+        if again:
+            return again
+        batch, self._high_water = self.outbox.unsent(self.s.batch_size, self._high_water)
         return batch
+
+    def _resend_batch(self) -> list[Pending]:
+        """The next readings sent, unconfirmed and due again (``ResendPolicy``). A sweep goes
+        once through the outbox in row order; it starts at a reconnect, or when the first of
+        them falls due (rows in flight are skipped: they stay due until their PUBACK, and the
+        next sweep waits ``SWEEP_SPACING_S`` for it)."""
+        now = self.clock()
+        if self._sweep_after is None:
+            if now < self._next_sweep:
+                return []
+            self._sweep_after, self._swept = 0, 0
+        busy = {row for rows, _ in self._inflight.values() for row in rows} | set(self._retry)
+        while True:
+            due = self.outbox.due(self.s.resend, now, self._connected_at, self.s.batch_size,
+                                  self._sweep_after)
+            if not due:
+                self._end_sweep(now)
+                return []
+            self._sweep_after = due[-1].row
+            batch = [p for p in due if p.row not in busy]
+            if batch:
+                self._swept += len(batch)
+                self.stats.resent_readings += len(batch)
+                return batch
+
+    def _end_sweep(self, now: float) -> None:
+        if self._swept:
+            log.info("sent again %d readings the cloud had not confirmed", self._swept)
+        self._sweep_after = None
+        first = self.outbox.next_due(self.s.resend, now, self._connected_at)
+        if first is None:  # none sent: no sweep until a PUBACK (``_sent``) or a reconnect
+            self._next_sweep = math.inf
+        else:  # due already: readings in flight, due again only if their PUBACK never comes
+            self._next_sweep = first if first > now else now + SWEEP_SPACING_S
 
     def _pump(self) -> None:
         while self._connected and len(self._inflight) < self.s.max_inflight:

@@ -73,7 +73,9 @@ def test_old_ids_are_forgotten_but_never_those_still_queued(tmp_path: Path) -> N
     assert [r.stream_seq for r in fresh] == [4] and box.depth == 2
 
 class OutboxMachine(RuleBasedStateMachine):
-    """Model: pending readings in order, per-device numbering, capacity never exceeded."""
+    """Model: queued readings in order, some of them sent (acknowledged by the broker) and
+    still queued until the cloud confirms them, per-device numbering, capacity never
+    exceeded."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -81,6 +83,7 @@ class OutboxMachine(RuleBasedStateMachine):
         self.path = Path(self.dir.name) / "o.sqlite3"
         self.box = Outbox(self.path, capacity=8)
         self.pending: list[str] = []
+        self.sent: set[str] = set()  # pending, acknowledged by the broker
         self.seq: dict[str, int] = {}  # id -> stream seq
         self.last: dict[str, int] = {}  # device -> last seq
 
@@ -105,13 +108,33 @@ class OutboxMachine(RuleBasedStateMachine):
                 self.pending.append(d.id)
             assert r.stream_seq == self.seq[d.id]
 
-    @precondition(lambda self: self.pending)
+    def unsent(self) -> list[str]:
+        return [i for i in self.pending if i not in self.sent]
+
+    @precondition(lambda self: self.unsent())
     @rule(n=st.integers(1, 5))
     def ack_oldest(self, n: int) -> None:
         rows = self.box.pending(n)
-        assert [p.body["id"] for p in rows] == self.pending[:n]
+        assert [p.body["id"] for p in rows] == self.unsent()[:n]
         assert self.box.remove(p.row for p in rows) == len(rows)
-        del self.pending[:n]
+        for p in rows:
+            self.pending.remove(str(p.body["id"]))
+
+    @precondition(lambda self: self.unsent())
+    @rule(n=st.integers(1, 5))
+    def broker_acknowledges_oldest(self, n: int) -> None:
+        rows = self.box.pending(n)
+        assert self.box.mark_sent(p.row for p in rows) == len(rows)
+        self.sent.update(str(p.body["id"]) for p in rows)
+
+    @rule(picks=st.lists(st.integers(0, 40), max_size=6))
+    def cloud_confirms(self, picks: list[int]) -> None:
+        """Ids sent or not, taken or never seen (a stale or foreign confirmation)."""
+        named = [f"{i:032x}" for i in picks]
+        gone = {i for i in named if i in self.pending}
+        assert self.box.confirm(named) == len(gone)
+        self.pending = [i for i in self.pending if i not in gone]
+        self.sent -= gone
 
     @rule()
     def crash_and_reopen(self) -> None:
@@ -121,7 +144,8 @@ class OutboxMachine(RuleBasedStateMachine):
     @invariant()
     def depth_matches(self) -> None:
         assert self.box.depth == len(self.pending) <= 8
-        assert [p.body["id"] for p in self.box.pending(100)] == self.pending
+        assert [p.body["id"] for p in self.box.pending(100)] == self.unsent()
+        assert self.box.unconfirmed() == len(self.sent)
 
 
 TestOutboxMachine = OutboxMachine.TestCase
