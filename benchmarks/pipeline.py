@@ -37,8 +37,10 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from cloud_api.db import Gateway, make_engine, make_sessions
 from cloud_api.influx import InfluxV1
 from cloud_api.queries import point_count
+from cloud_api.tenancy import ensure_site, register_patient
 from vigie.contract import Batch, iso, observations_topic
 from vigie.services import Services, free_port
 
@@ -86,6 +88,16 @@ class Load:
         self.client.loop_stop()
 
 
+def register(db_url: str, gateway: str, patients: list[str], site: str = "site-1") -> None:
+    engine = make_engine(db_url)
+    with make_sessions(engine).begin() as session:
+        ensure_site(session, site)
+        session.merge(Gateway(id=gateway, site=site, status="unknown"))
+        for pid in patients:
+            register_patient(session, pid, site)
+    engine.dispose()
+
+
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
@@ -103,6 +115,12 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, float]:
         store = InfluxV1(svc.influx.url, "vigie")
         try:
             _wait(lambda: _subscribed(api), 60)
+            lat_n = int(args.rate * args.latency_seconds)
+            # the care team's registry: readings of unregistered gateways or patients are
+            # quarantined (issue 11), so the gateway and every patient the load names exist
+            lows = [f"p-l{run}-{j}" for j in range(args.readings, args.readings + lat_n)
+                    if j % 20 == 0]
+            register(f"sqlite:///{db}", "gw-bench", [f"p{k}" for k in range(500)] + lows)
             load = Load(svc.mosquitto.port)
             # throughput phase
             t0 = time.monotonic()
@@ -112,7 +130,6 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, float]:
             elapsed = time.monotonic() - t0
             # latency phase, below saturation
             before = point_count(store)
-            lat_n = int(args.rate * args.latency_seconds)
             t1 = datetime.now(UTC)
             load.publish(lat_n, args.latency_batch, args.rate, 20, f"l{run}")
             _wait(lambda: point_count(store) >= before + lat_n, 300)

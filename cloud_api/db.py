@@ -60,6 +60,19 @@ class Gateway(Base):
     outbox_depth: Mapped[int | None] = mapped_column(Integer)
 
 
+class PendingGateway(Base):
+    """A gateway identity that sent messages without being registered to a site (its
+    readings are quarantined): one row per identity, for an admin to register or refuse
+    (a table of its own: ``create_all`` adds tables, never columns)."""
+
+    __tablename__ = "pending_gateways"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    messages: Mapped[int] = mapped_column(BigInteger, default=0)
+    claimed_site: Mapped[str | None] = mapped_column(String(128))  # what its payload said
+
+
 class Stream(Base):
     """Per (gateway, device) stream: highest sequence number seen."""
 

@@ -43,17 +43,17 @@ from cloud_api.alerts import (
     record_edge_alarms,
     tick_lifecycle,
 )
-from cloud_api.db import Alert, Gateway, Quarantine
+from cloud_api.db import Alert, Gateway, PendingGateway, Quarantine
 from cloud_api.errors import ConfigError, StoreUnavailable
 from cloud_api.gateway_config import ConfigPublisher
 from cloud_api.influx import TimeSeriesStore
 from cloud_api.profiles import ProfileSync
 from cloud_api.stages.acknowledge import Confirmations, stored_messages
+from cloud_api.stages.authorise import Registry, authorise
 from cloud_api.stages.decode import decode_message
 from cloud_api.stages.refusal import code_of, refusal
 from cloud_api.stages.store import write_isolating
 from cloud_api.stages.work import Sited, Work
-from cloud_api.tenancy import register_patient
 from vigie.contract import (
     ALARMS_SUBSCRIPTION,
     OBSERVATIONS_SUBSCRIPTION,
@@ -152,8 +152,8 @@ class Ingest:
                                (prefix + ALARMS_SUBSCRIPTION, 1)]
         self.client = self._make_client(client_id)
         self._live: LiveIndex | None = None
+        self.registry = Registry()  # sites of gateways and patients (the authorise stage)
         self._current: Work | None = None  # the batch being processed (forgotten on failure)
-        self._sites: dict[str, str | None] = {}  # patients registered: id -> site seen
         self._profiles: ProfileSync | None = None
         # device lists pushed to gateways (cloud_api.gateway_config): one worker only
         self._refused_mids: set[int] = set()  # PUBACKs with a failure code (on_publish)
@@ -357,6 +357,7 @@ class Ingest:
         now = now_utc()
         for msg in messages:
             self._classify(msg, work, now)
+        self._authorise(work)
         if not self._write(work, stop):
             return False
         self._record(work)
@@ -374,6 +375,10 @@ class Ingest:
         """Name to each gateway its readings now durable here, stored or quarantined, once
         recorded (``cloud_api.stages.acknowledge``): it deletes them from its outbox."""
         self.confirmations.send(stored_messages(work.readings, work.quarantine))
+
+    def _authorise(self, work: Work) -> None:
+        with self.sessions() as session:
+            authorise(work, self.registry, session)
 
     def _write(self, work: Work, stop: threading.Event) -> bool:
         """Write the batch's readings; the ones InfluxDB refuses go to quarantine. While
@@ -418,7 +423,6 @@ class Ingest:
             self._record_in(work, now)
         except BaseException:
             self._live = None  # the cache may hold what the rolled-back transaction did
-            self._sites.clear()
             raise
         self.stats.readings_stored += len(work.readings)
         self._count_refusals(work.quarantine)
@@ -435,7 +439,7 @@ class Ingest:
         the patients registered, and the engine's state of the batch's patients (their
         readings are evaluated again, from storage, when redelivered)."""
         self._live = None
-        self._sites.clear()
+        self.registry.forget()
         if self._current is not None and isinstance(self.evaluator, Forgets):
             self.evaluator.forget(self._current.patients())
 
@@ -447,6 +451,7 @@ class Ingest:
                 log.warning("quarantined from %s: %s", q.gateway_id or q.topic, q.reason)
                 session.add(q)
             self._record_streams(session, work, now)
+            self._record_pending(session, work, now)
             for gateway, body in work.statuses:
                 self._record_status(session, gateway, body)
                 if self.clocked is not None:
@@ -485,11 +490,7 @@ class Ingest:
         assert self._live is not None
         if isinstance(self.evaluator, Prepares):
             self.evaluator.prepare([reading for reading, _ in work.readings])
-        for reading, site in work.readings:
-            pid = reading.patient_id
-            if pid is not None and (pid not in self._sites or self._sites[pid] != site):
-                self._sites[pid] = site  # known patients cost no query (dropped on failure)
-                register_patient(session, pid, site)
+        for reading, _ in work.readings:  # authorised: patients of their gateway's site
             self._count_opened(apply_signals(session, self.evaluator.evaluate(reading),
                                              self._live, now, self.on_alert_change,
                                              self.lifecycle))
@@ -500,27 +501,37 @@ class Ingest:
     @staticmethod
     def _record_streams(session: Session, work: Work, now: datetime) -> None:
         per_device: dict[tuple[str, str], list[int]] = {}
-        sites: dict[str, str | None] = {}
-        for reading, site in work.readings:
+        for reading, _ in work.readings:
             per_device.setdefault((reading.gateway_id, reading.device_id), []).append(
                 reading.stream_seq)
-            sites[reading.gateway_id] = site
         for (gateway, device), seqs in per_device.items():
             streams.record(session, gateway, device, seqs, now)
-        for gateway, site in sites.items():
-            row = session.get(Gateway, gateway) or Gateway(id=gateway)
-            row.last_seen, row.site = now, site or row.site
-            session.add(row)
+        for gateway in {gateway for gateway, _ in per_device}:
+            row = session.get(Gateway, gateway)  # registered (authorise): never created here
+            if row is not None:
+                row.last_seen = now
+
+    @staticmethod
+    def _record_pending(session: Session, work: Work, now: datetime) -> None:
+        """Gateways that sent without being registered: listed for the admins."""
+        for gateway, (count, claimed) in work.unregistered.items():
+            row = session.get(PendingGateway, gateway)
+            if row is None:
+                row = PendingGateway(id=gateway, first_seen=now, messages=0)
+                session.add(row)
+            row.last_seen, row.messages = now, row.messages + count
+            row.claimed_site = claimed or row.claimed_site
 
     @staticmethod
     def _record_status(session: Session, gateway: str, body: dict[str, Any]) -> None:
         """Status messages of one gateway arrive in order on one topic: the last one wins.
 
         Its own ``at`` is not used for ordering: a last will is composed at connect time and
-        published by the broker much later.
+        published by the broker much later. A status never moves a gateway to another site.
         """
-        row = session.get(Gateway, gateway) or Gateway(id=gateway)
+        row = session.get(Gateway, gateway)
+        if row is None:  # unregistered a moment ago
+            return
         row.status, row.status_at = str(body["state"]), now_utc()
         depth = body.get("outbox")
         row.outbox_depth = depth if isinstance(depth, int) else row.outbox_depth
-        session.add(row)  # a status never moves a gateway to another site

@@ -361,6 +361,10 @@ class ShardWorker(_RetryRecord):
             alarms.setdefault(gateway, []).append(alarm)
         work.alarms.extend(alarms.items())
 
+    def _authorise(self, work: Work) -> None:
+        """Nothing: the intake authorised the readings it routed (and stored them under their
+        gateway's registered site); statuses here only feed the silence rules."""
+
     def _record_in(self, work: Work, now: datetime) -> None:
         """Rules only: the intake already recorded quarantine, gaps and gateway status."""
         # Measurement order within a batch: a warm-up triggered by a patient's later reading

@@ -1,9 +1,8 @@
 """Tenancy: which care site a patient belongs to, and which sites a user may see.
 
-The site of a patient is learnt at ingest from the ``site`` its gateway puts in each batch
-(``register_patient``). The first site wins: a later reading of the same patient id from a
-gateway of another site does not move the patient (a misconfigured gateway must not hand a
-patient's record to another site's staff); it is logged for an admin to look at.
+The care team registers patients at their site (the pages, ``POST /patients``); ingest never
+creates or moves one: a reading for a patient of no site or of another site than its
+gateway's is quarantined (``cloud_api.stages.authorise``).
 """
 
 from __future__ import annotations
@@ -32,8 +31,7 @@ def ensure_site(session: Session, site_id: str, name: str | None = None) -> Care
 def register_patient(session: Session, patient_id: str, site: str | None) -> str | None:
     """Record that ``patient_id`` is measured at ``site``; returns the patient's site.
 
-    Idempotent, inside the caller's transaction (ingest calls it for each attributed reading,
-    before the rules run, so an alert never exists for a patient of no known site).
+    Idempotent, inside the caller's transaction (registration and tests; ingest only checks).
     """
     row = session.get(Patient, patient_id)
     if row is None:

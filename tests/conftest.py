@@ -41,6 +41,24 @@ def add_user(db_url: str, username: str, password: str, role: str, *sites: str) 
     engine.dispose()
 
 
+def register(db_url: str, gateway: str, *patients: str, site: str = "site-1") -> None:
+    """What a care team does before a gateway's readings are accepted (issue 11): the site,
+    the gateway registered to it and its patients, straight in the relational store (as the
+    pages and ``POST /sites``, ``/gateways``, ``/patients`` would)."""
+    from cloud_api.db import Gateway
+    from cloud_api.tenancy import ensure_site, register_patient
+
+    engine = make_engine(db_url)
+    with make_sessions(engine).begin() as session:
+        ensure_site(session, site)
+        row = session.get(Gateway, gateway) or Gateway(id=gateway, status="unknown")
+        row.site = site
+        session.add(row)
+        for pid in patients:
+            register_patient(session, pid, site)
+    engine.dispose()
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -123,6 +141,11 @@ class Cloud(_Child):
             return False
 
 
+    def register(self, gateway: str, *patients: str, site: str = "site-1") -> Cloud:
+        """Register ``gateway`` and ``patients`` at ``site`` (see ``register``)."""
+        register(self.db_url, gateway, *patients, site=site)
+        return self
+
     def close(self) -> None:
         self.api.close()
         self.store.close()
@@ -162,8 +185,14 @@ class GatewayProc(_Child):
     def __init__(self, workdir: Path, svc: Services, gateway_id: str, replay: Path,
                  rate: float = 0.0, capacity: int = 100_000, exit_when_done: bool = True,
                  patients: dict[str, str] | None = None, outbox: str = "outbox.sqlite3",
-                 reserve_bytes: int = 1 << 20) -> None:
+                 reserve_bytes: int = 1 << 20, registry: str | None = None) -> None:
+        """``registry``: the database URL of the cloud this gateway sends to; the gateway and
+        its patients are registered there at ``start`` (None: the test does it, or wants
+        them unregistered)."""
         self.workdir = workdir
+        self.gateway_id = gateway_id
+        self.patients = sorted(set((patients or {}).values()))
+        self.registry = registry
         workdir.mkdir(parents=True, exist_ok=True)
         devices = "".join(f'[[devices]]\nid = "{d}"\npatient = "{p}"\ntz = "Europe/Paris"\n'
                           for d, p in (patients or {}).items())
@@ -192,6 +221,8 @@ rate = {rate}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GatewayProc:
+        if self.registry is not None:
+            register(self.registry, self.gateway_id, *self.patients)
         log = (self.workdir / "gateway.log").open("ab")
         self.proc = subprocess.Popen([*VIGIE, "gateway", "run", "--config", str(self.config)],
                                      stdout=log, stderr=subprocess.STDOUT)
@@ -215,10 +246,17 @@ rate = {rate}
 
 
 @pytest.fixture
-def gateway_factory(tmp_path: Path, services: Services) -> Iterator[Callable[..., GatewayProc]]:
+def gateway_factory(tmp_path: Path, services: Services, request: pytest.FixtureRequest
+                    ) -> Iterator[Callable[..., GatewayProc]]:
+    """Gateways of the test; in a test with the ``cloud`` fixture, registered to site-1 of
+    that cloud with their patients when started, as a care team would (``registry=None``
+    to leave one unregistered)."""
     made: list[GatewayProc] = []
+    db_url = request.getfixturevalue("cloud").db_url if "cloud" in request.fixturenames \
+        else None
 
     def make(gateway_id: str, replay: Path, **kw: Any) -> GatewayProc:
+        kw.setdefault("registry", db_url)
         g = GatewayProc(tmp_path / gateway_id, services, gateway_id, replay, **kw)
         made.append(g)
         return g

@@ -259,12 +259,14 @@ class Demo:
         self.console.print(f"  logs          {self.workdir}/*.log")
 
     def _register_cohort(self) -> None:
-        """Sites and patients with their clinical profile, through the API as the admin, so
-        the pages show the cohort as a care team would have registered it."""
+        """Sites, gateways and patients with their clinical profile, through the API as the
+        admin, so the pages show the cohort as a care team would have registered it."""
         for i in range(self.opts.gateways):
             site, count = ("ehpad-1", self.opts.patients * 2) if _is_ehpad(self.opts, i) \
                 else (f"home-{i + 1}", self.opts.patients)
             self.api.post("/sites", json={"id": site, "name": site})  # 409 when it exists
+            # readings of a gateway not registered to its site are quarantined (issue 11)
+            self.api.post("/gateways", json={"id": f"gw-{site}", "site": site})
             for p in range(count):  # the same cohort as _site_config
                 self.api.post("/patients", json={
                     "id": f"p-{i + 1:02d}{p + 1:02d}", "site": site,

@@ -28,12 +28,22 @@ from alerting.settings import (
 )
 from cloud_api import audit, gateway_config
 from cloud_api.alerts import LIVE_STATES
-from cloud_api.db import Alert, CareSite, Device, Gateway, Patient, PatientProfile, Stream
+from cloud_api.db import (
+    Alert,
+    CareSite,
+    Device,
+    Gateway,
+    Patient,
+    PatientProfile,
+    PendingGateway,
+    Stream,
+)
 from cloud_api.routes.deps import (
     AUTH_ERRORS,
     BODY_ERRORS,
     ID_PATTERN,
     Ctx,
+    GlobalAdmin,
     Staff,
     audited,
     not_found,
@@ -321,15 +331,23 @@ def _device_out(session: Session, d: Device) -> DeviceOut:
              responses={**BODY_ERRORS, 403: {"description": "outside the caller's sites"},
                         409: {"description": "gateway id taken"}})
 def add_gateway(ctx: Ctx, who: Staff, body: GatewayIn) -> GatewayOut:
-    """Register a gateway at a site before it first connects."""
+    """Register a gateway at a site, before it first connects or from the pending list:
+    until then its readings are quarantined."""
     note = audit.Note(who.username, "gateway.create", f"/gateways/{body.id}", site=body.site)
     with audited(ctx, note) as session:
         if not who.sees(body.site) or session.get(CareSite, body.site) is None:
             raise HTTPException(403, "not a site of yours")
-        if session.get(Gateway, body.id) is not None:
+        gw = session.get(Gateway, body.id)
+        if gw is not None and gw.site is not None:
             raise HTTPException(409, "this gateway id is already registered")
-        gw = Gateway(id=body.id, site=body.site, status="unknown")
-        session.add(gw)
+        if gw is None:  # (a row of no site: seen before registration was required)
+            gw = Gateway(id=body.id, status="unknown")
+            session.add(gw)
+        gw.site = body.site
+        pending = session.get(PendingGateway, body.id)
+        if pending is not None:  # its earlier readings stay in quarantine, with their reason
+            note.detail["pending_messages"] = pending.messages
+            session.delete(pending)
         session.flush()
         return _gateway_out(session, gw)
 
@@ -342,6 +360,29 @@ def _gateway_out(session: Session, gw: Gateway) -> GatewayOut:
                       last_seen=iso(gw.last_seen) if gw.last_seen else None,
                       outbox_depth=gw.outbox_depth,
                       devices=[_device_out(session, d) for d in devices])
+
+
+class PendingGatewayOut(BaseModel):
+    id: str
+    first_seen: str
+    last_seen: str
+    messages: int
+    claimed_site: str | None
+
+
+@router.get("/gateways/pending", responses=AUTH_ERRORS)
+def pending_gateways(ctx: Ctx, who: GlobalAdmin) -> list[PendingGatewayOut]:
+    """Gateways that sent messages without being registered to a site, newest first: their
+    readings are in quarantine until someone registers them (``POST /gateways``). What
+    their payload claimed as a site is shown, never believed (global admins: these
+    gateways belong to no site yet)."""
+    registered = select(Gateway.id).where(Gateway.site.is_not(None))
+    q = (select(PendingGateway).where(PendingGateway.id.not_in(registered))
+         .order_by(PendingGateway.last_seen.desc()).limit(1000))
+    with ctx.sessions() as session:
+        return [PendingGatewayOut(id=p.id, first_seen=iso(p.first_seen),
+                                  last_seen=iso(p.last_seen), messages=p.messages,
+                                  claimed_site=p.claimed_site) for p in session.scalars(q)]
 
 
 @router.get("/gateways/{gateway_id}", responses=NOT_HERE)

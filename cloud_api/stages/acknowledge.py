@@ -6,7 +6,9 @@ next autosave loses what it acknowledged) and deletes it when the cloud names it
 named once it is written to InfluxDB or quarantined (a refused reading is kept here with its
 reason: sending it again would be refused again), and only after the relational transaction
 that records its batch committed. A message quarantined whole carries no reading id, and
-names nothing.
+names nothing. Nor does a refusal that registration undoes (``unregistered-gateway``): the
+gateway keeps those readings and sends them again (docs/operator.md), so the ones it took
+before a care team registered it are stored once it is.
 
 - ``stored_messages``: sans-I/O, the (topic, payload) of each gateway's message, ids in the
   order met, without repeats, in chunks of at most ``MAX_STORED_IDS``.
@@ -28,6 +30,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from cloud_api.db import Quarantine
+from cloud_api.stages.refusal import code_of
 from cloud_api.stages.work import Sited
 from vigie.contract import (
     MAX_STORED_IDS,
@@ -43,6 +46,8 @@ PUBACK_WAIT_S: Final = 60.0  # a message unacknowledged this long is no longer w
 MAX_WATCHED: Final = 10_000  # messages watched for a refusal at most (the oldest go first)
 
 Message = tuple[str, bytes]  # topic, payload
+# refusals the gateway keeps the readings of: registering the gateway makes them acceptable
+KEPT_BY_GATEWAY: Final = frozenset({"unregistered-gateway"})
 
 
 def stored_messages(readings: Iterable[Sited], quarantine: Iterable[Quarantine]
@@ -53,6 +58,8 @@ def stored_messages(readings: Iterable[Sited], quarantine: Iterable[Quarantine]
     for reading, _ in readings:
         per_gateway.setdefault(reading.gateway_id, {})[reading.id] = None
     for row in quarantine:
+        if code_of(row) in KEPT_BY_GATEWAY:
+            continue
         if row.gateway_id is not None and is_reading_id(row.reading_id):
             per_gateway.setdefault(row.gateway_id, {})[str(row.reading_id)] = None
     out: list[Message] = []

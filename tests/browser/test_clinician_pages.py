@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import Cloud, add_user, wait_for
+from tests.conftest import ADMIN_PASSWORD, Cloud, add_user, wait_for
 from vigie.contract import iso, now_utc
 
 pytestmark = pytest.mark.integration
@@ -156,4 +156,37 @@ def test_a_nurse_sees_acknowledges_reads_the_trend_and_attributes(
     page.goto(f"{base}/ui/gateways")
     page.locator("#gateways tbody tr", has_text="gw-ward").wait_for()
     _shot(page, "07-gateways")
+    ctx.close()
+
+
+def test_an_admin_registers_a_pending_gateway_from_the_gateways_page(
+        cloud: Cloud, gateway_factory: Any, browser: Any, tmp_path: Path) -> None:
+    """A gateway nobody registered sends readings: they wait in quarantine, the gateways
+    page lists it for the admin with the site its payload claims, and one click registers
+    it at the site the admin chooses (what it sends then is stored: test_hostile_ingest)."""
+    assert cloud.api.post("/sites", json={"id": "home-7", "name": "Home 7"}).status_code == 201
+    replay = tmp_path / "stray.jsonl"
+    _replay(replay)
+    stray = gateway_factory("gw-stray", replay, registry=None).start()  # site-1, unregistered
+    wait_for(lambda: cloud.api.get("/gateways/pending").json(), 30, "the gateway pending")
+    ctx = browser.new_context(viewport={"width": 1180, "height": 820}, locale="en-GB")
+    page = ctx.new_page()
+    page.set_default_timeout(20_000)
+    base = f"http://127.0.0.1:{cloud.api_port}"
+    page.goto(f"{base}/ui/login")
+    page.fill("input[name=username]", cloud.username)
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/ui/")
+    page.goto(f"{base}/ui/gateways")
+    row = page.locator("#pending-gateways tbody tr", has_text="gw-stray")
+    row.wait_for()
+    assert "site-1" in row.inner_text()  # what the payload claimed, shown, not believed
+    _shot(page, "07b-pending-gateway")
+    row.locator("select").select_option("home-7")
+    row.locator("button").click()
+    page.locator("#gateways tbody tr", has_text="gw-stray").wait_for()
+    assert page.locator("#pending-gateways").count() == 0
+    assert cloud.api.get("/gateways/gw-stray").json()["site"] == "home-7"
+    stray.stop()
     ctx.close()

@@ -46,6 +46,8 @@ def test_stored_and_quarantined_readings_are_named_to_their_gateway() -> None:
         refusal("t", "gw-a", "too-deep", "whole message", b"[[[[", None),  # no reading id
         refusal("t", None, "topic", "no gateway", b"", f"{5:032x}"),  # nobody to tell
         refusal("t", "bad/gw", "schema", "not an id", b"", f"{6:032x}"),
+        # kept by the gateway, sent again and stored once a care team registers it
+        refusal("t", "gw-a", "unregistered-gateway", "no site", {}, f"{7:032x}"),
     ]
     assert named(stored_messages(stored, quarantine)) == {
         "gw-a": [f"{1:032x}", f"{2:032x}", f"{4:032x}"],

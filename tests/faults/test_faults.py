@@ -83,11 +83,12 @@ GatewayFactory = Callable[..., GatewayProc]
 
 
 @pytest.fixture
-def gw_factory(tmp_path: Path, services: Services) -> Iterator[GatewayFactory]:
+def gw_factory(tmp_path: Path, services: Services, cloud: Cloud) -> Iterator[GatewayFactory]:
     made: list[GatewayProc] = []
 
     def make(name: str, replay: Path, **kw: Any) -> GatewayProc:
-        g = GatewayProc(tmp_path / name, services, name, replay, patients=PATIENTS, **kw)
+        g = GatewayProc(tmp_path / name, services, name, replay, patients=PATIENTS,
+                        registry=cloud.db_url, **kw)
         made.append(g)
         return g
 

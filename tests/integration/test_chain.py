@@ -120,6 +120,7 @@ def _publish(port: int, topic: str, payload: bytes) -> None:
 
 
 def test_malformed_payloads_are_quarantined_not_fatal(services: Services, cloud: Cloud) -> None:
+    cloud.register("gw-q", "p1")
     topic = observations_topic("gw-q")
     good = {"id": "0" * 31 + "1", "device": "d1", "patient": "p1", "seq": 1,
             "kind": "glucose", "value": 50.0, "unit": "mg/dL",
@@ -170,6 +171,7 @@ def test_alert_is_raised_stored_and_acknowledged(services: Services, cloud: Clou
 
 
 def test_sequence_gaps_are_reported(services: Services, cloud: Cloud) -> None:
+    cloud.register("gw-gap", "p1")
     topic = observations_topic("gw-gap")
 
     def batch(*seqs: int) -> bytes:

@@ -98,7 +98,7 @@ channel = "webhook"
 url = "{receiver.url}"
 secret = "{SECRET}"
 """)
-    cloud = Cloud(services, tmp_path)
+    cloud = Cloud(services, tmp_path).register("gw-ehpad", "p-edge").register("gw-ctl", "p-ctl")
     cloud.extra_args += ["--notify", str(notify)]
     cloud.start()
     console, pages = _subscribe(site_broker.port, nurse_console_topic("site-1"))

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -27,7 +28,7 @@ from cloud_api.ingest import Ingest
 from cloud_api.stages.refusal import code_of
 from cloud_api.stages.store import write_isolating
 from tests.alerting.alerting_kit import reading
-from tests.conftest import Cloud, wait_for
+from tests.conftest import Cloud, register, wait_for, write_replay
 from vigie.contract import Kind, Reading, observations_topic, status_topic
 from vigie.services import Services
 
@@ -85,6 +86,7 @@ def test_hostile_messages_neither_stop_alerting_nor_a_restart(
     """The attacks of issue 11 from one gateway, then an ordinary low of two patients (one
     of them the patient the attacker dated in 2200): both page, and the cloud restarts."""
     gw = "gw-hostile"
+    cloud.register(gw, "p-a", "p-b")
     obs = observations_topic(gw)
     now = _now()
     publisher.send(obs, b"[" * 5000)  # RecursionError in the parser before
@@ -97,7 +99,8 @@ def test_hostile_messages_neither_stop_alerting_nor_a_restart(
                    retain=True)  # an SQLite overflow before, and redelivered at every start
     publisher.send(obs, _batch(gw, _row("p-a", 120, datetime(2200, 1, 1, tzinfo=UTC), 3,
                                         datetime(2200, 1, 1, tzinfo=UTC))))
-    publisher.send(obs, _batch(gw, _row("p-a", 120, datetime(2200, 1, 1, tzinfo=UTC), 4)))
+    publisher.send(obs, _batch(gw, _row("p-a", 120, datetime(2200, 1, 1, tzinfo=UTC), 4,
+                                        now)))  # a gateway clock right, a device's not
     time.sleep(11)  # let a tick (every 10 s) prune with whatever got in
     t = _now()
     publisher.send(obs, _batch(gw, _row("p-a", 35, t, 5), _row("p-b", 35, t, 6)))
@@ -118,6 +121,8 @@ def test_random_bytes_and_json_on_every_topic_then_a_low_pages(
     the observations, status and alarms topics of one gateway; then a low of another
     patient pages within seconds, and every message ended acknowledged."""
     gw = "gw-fuzz"
+    cloud.register(gw, "p-fuzz")
+    cloud.register("gw-ok", "p-ok")
     rng = random.Random(11)
     topics = [f"vigie/v1/gateways/{gw}/{s}" for s in ("observations", "status", "alarms")]
     for i in range(300):
@@ -215,6 +220,7 @@ def test_a_message_whose_handling_fails_is_quarantined_alone(services: Services,
                                       influx_db="poison",
                                       db_url=f"sqlite:///{tmp_path / 'cloud.sqlite3'}"))
     assert isinstance(ingest, Ingest) and isinstance(ingest.evaluator, Engine)
+    register(f"sqlite:///{tmp_path / 'cloud.sqlite3'}", "gw-p", "p-1", "p-poison", "p-2")
     ingest.evaluator = Exploding(ingest.evaluator)
     ingest.start()
     try:
@@ -239,3 +245,70 @@ def test_a_message_whose_handling_fails_is_quarantined_alone(services: Services,
     assert len(ctx.store.query("SELECT value FROM observation")[0]["values"]) == 3
     ctx.store.close()
     ctx.sessions.kw["bind"].dispose()
+
+
+def test_a_gateway_cannot_choose_its_site_nor_reach_another_sites_patient(
+        cloud: Cloud, publisher: Publisher) -> None:
+    """The site in a payload is checked against the registry, never believed; MQTT content
+    creates no site, patient or gateway and moves none; an unregistered gateway is listed
+    for the admins and accepted once registered."""
+    cloud.register("gw-a", "p-a", site="site-a")
+    cloud.register("gw-b", "p-b", site="site-b")
+    t = _now()
+    obs = observations_topic("gw-a")
+
+    def batch(site: str | None, *rows: dict[str, object], gateway: str = "gw-a") -> bytes:
+        body = json.loads(_batch(gateway, *rows))
+        body["site"] = site
+        return json.dumps(body).encode()
+
+    publisher.send(obs, batch("site-b", _row("p-b", 35, t, 1)))  # claims the other site
+    publisher.send(obs, batch(None, _row("p-b", 35, t, 2)))  # another site's patient
+    publisher.send(obs, batch("site-new", _row("p-new", 35, t, 3)))  # a site made up
+    publisher.send(status_topic("gw-a"), json.dumps({"state": "online", "site": "site-b"})
+                   .encode())
+    publisher.send(observations_topic("gw-x"), batch("site-b", _row("p-b", 35, t, 4),
+                                                     gateway="gw-x"))
+    publisher.send(obs, batch(None, _row("p-a", 35, t, 5)))  # the one allowed
+    assert wait_for(lambda: _urgent_lows(cloud) == {"p-a"}, 15, "p-a's low paged")
+    rows = wait_for(lambda: len(r := cloud.api.get("/quarantine").json()) >= 4 and r, 10,
+                    "four refusals")
+    assert sorted(r["reason"].split(":")[0] for r in rows) == [
+        "foreign-patient", "unregistered-gateway", "wrong-site", "wrong-site"]
+    assert {s["id"] for s in cloud.api.get("/sites").json()} == {"site-a", "site-b"}
+    gateways = {g["id"]: g for g in cloud.api.get("/gateways").json()}
+    assert set(gateways) == {"gw-a", "gw-b"} and gateways["gw-a"]["site"] == "site-a"
+    assert wait_for(lambda: gateways["gw-a"]["status"] == "online" or
+                    cloud.api.get("/gateways/gw-a").json()["status"] == "online", 10, "status")
+    assert cloud.api.get("/gateways/gw-a").json()["site"] == "site-a"
+    pending = cloud.api.get("/gateways/pending").json()
+    assert [(p["id"], p["claimed_site"], p["messages"]) for p in pending] == [
+        ("gw-x", "site-b", 1)]
+
+    made = cloud.api.post("/gateways", json={"id": "gw-x", "site": "site-b"})
+    assert made.status_code == 201, made.text
+    assert cloud.api.get("/gateways/pending").json() == []
+    publisher.send(observations_topic("gw-x"), batch("site-b", _row("p-b", 35, _now(), 6),
+                                                     gateway="gw-x"))
+    assert wait_for(lambda: _urgent_lows(cloud) == {"p-a", "p-b"}, 15, "p-b's low paged")
+
+
+def test_readings_taken_before_registration_are_stored_once_registered(
+        cloud: Cloud, gateway_factory: Any, tmp_path: Path) -> None:
+    """A gateway installed before the care team registered it: its readings are refused
+    (quarantined, listed) but not confirmed, so it keeps them; registered, then restarted,
+    it sends them again and they are stored, each once."""
+    assert cloud.api.post("/sites", json={"id": "site-1", "name": "Home"}).status_code == 201
+    replay = tmp_path / "r.jsonl"
+    write_replay(replay, 40)
+    gw = gateway_factory("gw-early", replay, registry=None, exit_when_done=False).start()
+    wait_for(lambda: cloud.api.get("/gateways/pending").json(), 30, "the gateway pending")
+    wait_for(lambda: len(cloud.api.get("/quarantine").json()) >= 1, 30, "refusals")
+    assert cloud.ids() == []
+    gw.stop()
+    made = cloud.api.post("/gateways", json={"id": "gw-early", "site": "site-1"})
+    assert made.status_code == 201, made.text
+    time.sleep(5.5)  # sent at least resend_after_reconnect_s (5 s) before the next connection
+    gw.start()
+    ids = wait_for(lambda: len(got := cloud.ids()) >= 40 and got, 60, "the 40 readings stored")
+    assert len(ids) == len(set(ids)) == 40

@@ -105,8 +105,8 @@ def taken_ids(gw: GatewayProc) -> set[str]:
         return {r[0] for r in db.execute("SELECT id FROM seen")}
 
 
-def start_gateways(tmp_path: Path, svc: Services, count: int, n: int, rate: float
-                   ) -> tuple[list[GatewayProc], list[str]]:
+def start_gateways(tmp_path: Path, svc: Services, count: int, n: int, rate: float,
+                   registry: str) -> tuple[list[GatewayProc], list[str]]:
     gws: list[GatewayProc] = []
     patients: list[str] = []
     for g in range(count):
@@ -115,7 +115,7 @@ def start_gateways(tmp_path: Path, svc: Services, count: int, n: int, rate: floa
         mapping = write_stream(replay, name, n)
         patients += mapping.values()
         gws.append(GatewayProc(tmp_path / name, svc, name, replay, rate=rate,
-                               patients=mapping).start())
+                               patients=mapping, registry=registry).start())
     return gws, patients
 
 
@@ -147,7 +147,7 @@ def check_exactly_once(workers: Workers, gws: list[GatewayProc], patients: list[
 
 def test_two_intake_two_shard_workers_store_once_alert_once(
         services: Services, workers: Workers, tmp_path: Path) -> None:
-    gws, patients = start_gateways(tmp_path, services, 3, 600, rate=0)
+    gws, patients = start_gateways(tmp_path, services, 3, 600, rate=0, registry=workers.db_url)
     check_exactly_once(workers, gws, patients)
     shards = {c.api.get("/health").json()["ingest"]["extra"].get("owns")
               for c in workers.procs.values()}
@@ -156,7 +156,8 @@ def test_two_intake_two_shard_workers_store_once_alert_once(
 
 def test_kill9_of_an_intake_and_a_shard_worker_loses_nothing(
         services: Services, workers: Workers, tmp_path: Path) -> None:
-    gws, patients = start_gateways(tmp_path, services, 2, 900, rate=250)
+    gws, patients = start_gateways(tmp_path, services, 2, 900, rate=250,
+                                   registry=workers.db_url)
     cloud = workers.any
     total = 2 * 900
     wait_for(lambda: len(cloud.ids()) > 300, 20, "first readings stored")

@@ -180,7 +180,7 @@ def _secure_gateway(svc: Services, workdir: Path, gateway_id: str, replay: Path)
 
 
 def test_gateway_readings_are_ingested_end_to_end(secure: Services, tmp_path: Path) -> None:
-    cloud = Cloud(secure, tmp_path).start()
+    cloud = Cloud(secure, tmp_path).register("gw-a").start()
     gw = _secure_gateway(secure, tmp_path / "gw-a", "gw-a", tmp_path / "r.jsonl")
     try:
         write_replay(tmp_path / "r.jsonl", 300)
@@ -199,7 +199,7 @@ def test_gateway_readings_are_ingested_end_to_end(secure: Services, tmp_path: Pa
 
 def test_gateway_cannot_publish_as_another(secure: Services, tmp_path: Path,
                                            peers: list[Peer]) -> None:
-    cloud = Cloud(secure, tmp_path).start()
+    cloud = Cloud(secure, tmp_path).register("gw-a", "p1").register("gw-b", "p1").start()
     try:
         forger = _peer(peers, secure, _pki(secure).gateway("gw-a"))
         assert forger.connect()

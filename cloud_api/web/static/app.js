@@ -551,6 +551,26 @@ async function gatewaysPage() {
     el("td", {}, el("span", { class: `dot ${g.status}` }), t(g.status)),
     el("td", {}, g.last_seen ? fmtTime(g.last_seen) : "—"),
     el("td", {}, g.outbox_depth ?? "—"))))));
+  const pending = await api("/gateways/pending").catch(() => []);  // global admins only
+  if (pending.length) {
+    main.append(el("h2", {}, t("pending_gateways")));
+    main.append(el("table", { class: "grid", id: "pending-gateways" }, el("thead", {},
+      el("tr", {}, ["gateway", "claimed_site", "messages", "last_seen", "site", "actions"]
+        .map((k) => el("th", {}, t(k))))),
+    el("tbody", {}, pending.map((p) => {
+      const at = el("select", {}, sites.map((s) => el("option", { value: s.id,
+        selected: s.id === p.claimed_site }, s.name)));
+      return el("tr", { id: `pending-${p.id}` }, el("td", {}, p.id),
+        el("td", {}, p.claimed_site || "—"), el("td", {}, String(p.messages)),
+        el("td", {}, fmtTime(p.last_seen)), el("td", {}, at),
+        el("td", {}, el("button", { class: "primary", onclick: async () => {
+          try {
+            await api("/gateways", { method: "POST", json: { id: p.id, site: at.value } });
+            location.reload();
+          } catch (e) { flash(e.message); }
+        } }, t("register"))));
+    }))));
+  }
   main.append(el("h2", {}, t("devices")));
   const gwOptions = (site, sel) => [el("option", { value: "" }, t("none_gateway")),
     gws.filter((g) => g.site === site).map((g) => el("option", { value: g.id,
