@@ -37,10 +37,10 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud_api.db import Gateway, make_engine, make_sessions
+from cloud_api.db import make_engine, make_sessions
 from cloud_api.influx import InfluxV1
 from cloud_api.queries import point_count
-from cloud_api.tenancy import ensure_site, register_patient
+from cloud_api.tenancy import register_gateway, register_patient
 from vigie.contract import Batch, iso, observations_topic
 from vigie.services import Services, free_port
 
@@ -91,8 +91,7 @@ class Load:
 def register(db_url: str, gateway: str, patients: list[str], site: str = "site-1") -> None:
     engine = make_engine(db_url)
     with make_sessions(engine).begin() as session:
-        ensure_site(session, site)
-        session.merge(Gateway(id=gateway, site=site, status="unknown"))
+        register_gateway(session, gateway, site)
         for pid in patients:
             register_patient(session, pid, site)
     engine.dispose()

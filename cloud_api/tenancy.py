@@ -12,7 +12,7 @@ import logging
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from cloud_api.db import CareSite, Patient
+from cloud_api.db import CareSite, Gateway, Patient
 from vigie.contract import check_id, now_utc
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,18 @@ def ensure_site(session: Session, site_id: str, name: str | None = None) -> Care
         session.add(site)
         session.flush()
     return site
+
+
+def register_gateway(session: Session, gateway_id: str, site: str) -> None:
+    """Register ``gateway_id`` at ``site`` (created if absent), as ``POST /gateways`` does
+    for a care team; for set-up scripts, tests and benchmarks."""
+    ensure_site(session, site)
+    row = session.get(Gateway, check_id(gateway_id, "gateway"))
+    if row is None:
+        row = Gateway(id=gateway_id, status="unknown")
+        session.add(row)
+    row.site = site
+    session.flush()
 
 
 def register_patient(session: Session, patient_id: str, site: str | None) -> str | None:

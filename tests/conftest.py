@@ -45,15 +45,11 @@ def register(db_url: str, gateway: str, *patients: str, site: str = "site-1") ->
     """What a care team does before a gateway's readings are accepted (issue 11): the site,
     the gateway registered to it and its patients, straight in the relational store (as the
     pages and ``POST /sites``, ``/gateways``, ``/patients`` would)."""
-    from cloud_api.db import Gateway
-    from cloud_api.tenancy import ensure_site, register_patient
+    from cloud_api.tenancy import register_gateway, register_patient
 
     engine = make_engine(db_url)
     with make_sessions(engine).begin() as session:
-        ensure_site(session, site)
-        row = session.get(Gateway, gateway) or Gateway(id=gateway, status="unknown")
-        row.site = site
-        session.add(row)
+        register_gateway(session, gateway, site)
         for pid in patients:
             register_patient(session, pid, site)
     engine.dispose()
