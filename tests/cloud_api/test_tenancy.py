@@ -53,6 +53,7 @@ CALLS: dict[tuple[str, str], Call] = {
     ("GET", "/health"): Call(),
     ("GET", "/ready"): Call(),
     ("GET", "/gateways"): Call(),
+    ("GET", "/gateways/pending"): Call(),
     ("GET", "/gaps"): Call(),
     ("GET", "/quarantine"): Call(),
     ("GET", "/patients/{patient}/observations"): Call(

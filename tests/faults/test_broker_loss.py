@@ -71,7 +71,8 @@ def test_broker_kill9_after_puback_before_autosave_loses_nothing(
     cloud.stop()
     replay = tmp_path / "r.jsonl"
     write_replay(replay, READINGS, devices=3)
-    gw = GatewayProc(tmp_path / "gw-loss", services, "gw-loss", replay, rate=RATE)
+    gw = GatewayProc(tmp_path / "gw-loss", services, "gw-loss", replay, rate=RATE,
+                     registry=cloud.db_url)
     try:
         gw.start()
         wait_for(lambda: _acknowledged(gw) > 300, 30, "readings acknowledged by the broker")

@@ -74,6 +74,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def test_glucose_records_reach_influxdb_attributed(services: Services, cloud: Cloud,
                                                    tmp_path: Path) -> None:
+    cloud.register("gw-ble", "p-ble-1", site="home-ble")
     sim_log = tmp_path / "sim.log"
     sim = start([sys.executable, "-m", "firmware_sim.ble.demo", "--port", str(free_port()),
                  "--patient", "p-ble-1", "--profile", "glucometer",

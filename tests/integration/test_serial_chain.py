@@ -59,6 +59,7 @@ def _observations(cloud: Cloud, patient: str) -> list[dict[str, Any]]:
 
 def test_poc_results_reach_influxdb_attributed_to_residents(
         services: Services, cloud: Cloud, tmp_path: Path) -> None:
+    cloud.register("gw-ehpad-s", "p-0101", "p-0102", site="ehpad-s")
     sim = WardAnalyzerSim(ROUND, interval=0.2, start=datetime(2024, 3, 1, 10, 0))
     with PtyDevice(sim) as analyzer:
         config = _config(tmp_path, services, analyzer.path)
