@@ -37,10 +37,9 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud_api.db import make_engine, make_sessions
 from cloud_api.influx import InfluxV1
 from cloud_api.queries import point_count
-from cloud_api.tenancy import register_gateway, register_patient
+from cloud_api.tenancy import register_site
 from vigie.contract import Batch, iso, observations_topic
 from vigie.services import Services, free_port
 
@@ -88,15 +87,6 @@ class Load:
         self.client.loop_stop()
 
 
-def register(db_url: str, gateway: str, patients: list[str], site: str = "site-1") -> None:
-    engine = make_engine(db_url)
-    with make_sessions(engine).begin() as session:
-        register_gateway(session, gateway, site)
-        for pid in patients:
-            register_patient(session, pid, site)
-    engine.dispose()
-
-
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
@@ -119,7 +109,8 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, float]:
             # quarantined (issue 11), so the gateway and every patient the load names exist
             lows = [f"p-l{run}-{j}" for j in range(args.readings, args.readings + lat_n)
                     if j % 20 == 0]
-            register(f"sqlite:///{db}", "gw-bench", [f"p{k}" for k in range(500)] + lows)
+            register_site(f"sqlite:///{db}", "site-1", ["gw-bench"],
+                          [f"p{k}" for k in range(500)] + lows)
             load = Load(svc.mosquitto.port)
             # throughput phase
             t0 = time.monotonic()

@@ -38,10 +38,9 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud_api.db import make_engine, make_sessions
 from cloud_api.influx import InfluxV1
 from cloud_api.queries import point_count, stored_ids
-from cloud_api.tenancy import register_gateway, register_patient
+from cloud_api.tenancy import register_site
 from vigie.contract import Batch, iso, observations_topic
 from vigie.services import Services, free_port
 
@@ -94,13 +93,9 @@ def one_run(args: argparse.Namespace, n: int, run: int) -> dict[str, float]:
     tag = f"n{n}r{run}"
     with tempfile.TemporaryDirectory(prefix="vigie-scale-") as tmp, Services(Path(tmp)) as svc:
         db = f"sqlite:///{Path(tmp) / 'cloud.sqlite3'}"
-        engine = make_engine(db)  # the schema, once: workers starting together would race
-        with make_sessions(engine).begin() as session:  # what the care team registered
-            for k in range(GATEWAYS):
-                register_gateway(session, f"gw-{k}", "site-1")
-            for i in range(PATIENTS):
-                register_patient(session, f"p{i}", "site-1")
-        engine.dispose()
+        # the schema, once (workers starting together would race), and the registry
+        register_site(db, "site-1", [f"gw-{k}" for k in range(GATEWAYS)],
+                      [f"p{i}" for i in range(PATIENTS)])
         procs, ports = [], []
         env = {**os.environ, "VIGIE_LOG_LEVEL": "WARNING"}
         for k, extra in enumerate(worker_args(n)):

@@ -8,11 +8,12 @@ gateway's is quarantined (``cloud_api.stages.authorise``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from cloud_api.db import CareSite, Gateway, Patient
+from cloud_api.db import CareSite, Gateway, Patient, make_engine, make_sessions
 from vigie.contract import check_id, now_utc
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,23 @@ def register_gateway(session: Session, gateway_id: str, site: str) -> None:
         session.add(row)
     row.site = site
     session.flush()
+
+
+def register_site(db_url: str, site: str, gateways: Iterable[str] = (),
+                  patients: Iterable[str] = ()) -> None:
+    """Register gateways and patients at ``site`` in the relational store at ``db_url``, in
+    one transaction: what a care team does in the pages before readings count, for set-up
+    scripts, tests and benchmarks."""
+    engine = make_engine(db_url)
+    try:
+        with make_sessions(engine).begin() as session:
+            ensure_site(session, site)
+            for gateway in gateways:
+                register_gateway(session, gateway, site)
+            for pid in patients:
+                register_patient(session, pid, site)
+    finally:
+        engine.dispose()
 
 
 def register_patient(session: Session, patient_id: str, site: str | None) -> str | None:

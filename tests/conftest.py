@@ -45,14 +45,9 @@ def register(db_url: str, gateway: str, *patients: str, site: str = "site-1") ->
     """What a care team does before a gateway's readings are accepted (issue 11): the site,
     the gateway registered to it and its patients, straight in the relational store (as the
     pages and ``POST /sites``, ``/gateways``, ``/patients`` would)."""
-    from cloud_api.tenancy import register_gateway, register_patient
+    from cloud_api.tenancy import register_site
 
-    engine = make_engine(db_url)
-    with make_sessions(engine).begin() as session:
-        register_gateway(session, gateway, site)
-        for pid in patients:
-            register_patient(session, pid, site)
-    engine.dispose()
+    register_site(db_url, site, [gateway], patients)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:

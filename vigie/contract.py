@@ -249,11 +249,7 @@ def encode_alarms(gateway_id: str, alarms: list[EdgeAlarm]) -> bytes:
 
 
 def decode_alarms(payload: bytes, topic_gateway: str) -> list[EdgeAlarm]:
-    body = loads_bounded(payload)
-    if not isinstance(body, dict) or body.get("v") != SCHEMA_VERSION:
-        raise ContractError("alarms payload must be an object with v = 1")
-    if body.get("gateway") != topic_gateway:
-        raise ContractError(f"payload gateway {body.get('gateway')!r} does not match topic")
+    body = _envelope(payload, topic_gateway, "alarms")
     raw = body.get("alarms")
     if not isinstance(raw, list):
         raise ContractError("field 'alarms' must be a list")
@@ -619,15 +615,23 @@ class GatewayDevices:
         return json.dumps(body, separators=(",", ":")).encode()
 
 
-def decode_gateway_devices(payload: bytes, topic_gateway: str) -> GatewayDevices:
-    """Parse and validate a device list; raises ContractError on anything malformed."""
-    body = loads_bounded(payload)
+def _envelope(payload: bytes, topic_gateway: str, what: str, max_bytes: int = MAX_PAYLOAD_BYTES,
+              max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """The JSON object of a message on a gateway's topic, bounded before parsing, of this
+    schema version and naming the gateway of its topic; raises ContractError."""
+    body = loads_bounded(payload, max_bytes, max_depth)
     if not isinstance(body, dict) or type(body.get("v")) is not int \
             or body["v"] != SCHEMA_VERSION:
-        raise ContractError("devices payload must be an object with v = 1")
+        raise ContractError(f"{what} payload must be an object with v = {SCHEMA_VERSION}")
     if body.get("gateway") != topic_gateway:
-        raise ContractError(f"payload gateway {body.get('gateway')!r} does not match "
-                            f"{topic_gateway!r}")
+        raise ContractError(f"payload gateway {str(body.get('gateway'))[:40]!r} does not "
+                            f"match {topic_gateway!r}")
+    return body
+
+
+def decode_gateway_devices(payload: bytes, topic_gateway: str) -> GatewayDevices:
+    """Parse and validate a device list; raises ContractError on anything malformed."""
+    body = _envelope(payload, topic_gateway, "devices")
     version = body.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise ContractError(f"field 'version' must be a non-negative integer, got {version!r}")
@@ -668,13 +672,7 @@ def encode_stored(gateway_id: str, ids: Sequence[str]) -> bytes:
 def decode_stored(payload: bytes, topic_gateway: str) -> tuple[str, ...]:
     """The reading ids of a ``stored`` message; raises ContractError on anything malformed
     (bounded before parsing: size, nesting, number of ids, form of each id)."""
-    body = loads_bounded(payload, max_bytes=MAX_STORED_BYTES, max_depth=2)
-    if not isinstance(body, dict) or type(body.get("v")) is not int \
-            or body["v"] != SCHEMA_VERSION:
-        raise ContractError("stored payload must be an object with v = 1")
-    if body.get("gateway") != topic_gateway:
-        raise ContractError(f"payload gateway {str(body.get('gateway'))[:40]!r} does not "
-                            f"match {topic_gateway!r}")
+    body = _envelope(payload, topic_gateway, "stored", MAX_STORED_BYTES, max_depth=2)
     ids = body.get("ids")
     if not isinstance(ids, list):
         raise ContractError("field 'ids' must be a list")
