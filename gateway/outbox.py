@@ -70,6 +70,8 @@ _BODY_ESTIMATE = 512  # bytes of a reading's JSON body (about 350 for a plain on
 _ROW_OVERHEAD = 256  # bytes per reading beside its body: seen row, sent mark, indexes, cells
 _TIGHT = 8  # a disk with less than this many times (reserve + write) free is "tight"
 _SMALL_DELETE = 4  # rows per transaction when deleting on a full disk
+_DELETE_CHUNK = 200  # rows per transaction when deleting what the cloud confirmed
+_MARK_BYTES = 64  # bytes a sent mark takes: its row in ``sent`` and the page around it
 _GIVE_BACK_PAGES = 256  # free pages inside the database before they go back to the disk
 
 
@@ -280,12 +282,16 @@ class Outbox:
                 if _disk_full(exc):
                     raise OutboxDiskFull(self._depth, str(exc)) from exc
                 raise OutboxError(f"outbox write failed: {exc}") from exc
-            if self._tight and not self._give_back(truncate_wal=False):
-                # The new pages could not reach the database file: spend the reserve on them
-                # now, or the WAL would grow with every delete behind a stuck checkpoint.
-                self._release_ballast()
-                self._give_back(truncate_wal=False)
+            self._settle()
             return taken
+
+    def _settle(self) -> None:
+        """After a write on a tight disk: the new pages must reach the database file now."""
+        if self._tight and not self._give_back(truncate_wal=False):
+            # The new pages could not reach the database file: spend the reserve on them
+            # now, or the WAL would grow with every delete behind a stuck checkpoint.
+            self._release_ballast()
+            self._give_back(truncate_wal=False)
 
     def _put(self, drafts: Sequence[Reading], cursor: tuple[str, str] | None) -> list[Reading]:
         db = self._db
@@ -366,17 +372,26 @@ class Outbox:
 
     def mark_sent(self, rows: Iterable[int], at: float | None = None) -> int:
         """Record that the broker acknowledged these rows (their time, one more send), in one
-        statement; rows already confirmed and deleted are skipped. Returns how many."""
-        batch = json.dumps(sorted(set(rows)))
+        statement; rows already confirmed and deleted are skipped. Returns how many.
+
+        The mark takes disk like a put: refused (OutboxError) when it would eat into the
+        reserve, which is kept for the deletes that drain a full outbox; the caller then
+        keeps the rows in memory."""
+        wanted = sorted(set(rows))
         when = time.time() if at is None else at
         with self._lock:
+            if not self._room_for(2 * len(wanted) * _MARK_BYTES):
+                raise OutboxError(f"outbox disk full: {len(wanted)} readings not marked sent")
             try:
-                return self._db.execute(
+                marked = int(self._db.execute(
                     f"INSERT INTO sent(row, at, sends) SELECT row, ?, 1 FROM outbox "
                     f"WHERE row IN {_IN_JSON} ON CONFLICT(row) DO UPDATE SET "
-                    f"at = excluded.at, sends = sent.sends + 1", (when, batch)).rowcount
-            except sqlite3.Error as exc:  # a full disk too: the caller keeps them in memory
+                    f"at = excluded.at, sends = sent.sends + 1",
+                    (when, json.dumps(wanted))).rowcount)
+            except sqlite3.Error as exc:
                 raise OutboxError(f"outbox: marking readings sent failed: {exc}") from exc
+            self._settle()
+            return marked
 
     def due(self, policy: ResendPolicy, now: float, connected_at: float, limit: int,
             after_row: int = 0) -> list[Pending]:
@@ -419,7 +434,10 @@ class Outbox:
                     f"SELECT row FROM outbox WHERE id IN {_IN_JSON}", (wanted,))]
             except sqlite3.Error as exc:
                 raise OutboxError(f"outbox read failed: {exc}") from exc
-        return self.remove(rows) if rows else 0
+        # a confirmation may name thousands: delete them a batch's worth per transaction, so
+        # that no delete needs more WAL than one batch's did (a full disk, the reserve)
+        return sum(self.remove(rows[i:i + _DELETE_CHUNK])
+                   for i in range(0, len(rows), _DELETE_CHUNK))
 
     def get(self, rows: Iterable[int]) -> list[Pending]:
         wanted = sorted(set(rows))

@@ -7,6 +7,7 @@ drain), a refused put takes nothing, and once the outbox has drained it takes re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -78,9 +79,15 @@ def fill_until_refused(box: Outbox) -> int:
     return n
 
 
+def oldest_ids(box: Outbox, n: int) -> list[str]:
+    """The ids of the ``n`` oldest readings queued, sent or not."""
+    return [r[0] for r in box._db.execute("SELECT id FROM outbox ORDER BY row LIMIT ?", (n,))]
+
+
 def drain(box: Outbox) -> None:
-    while rows := [p.row for p in box.pending(50)]:
-        box.remove(rows)
+    """The cloud confirms everything queued (the only way readings leave the outbox)."""
+    while ids := oldest_ids(box, 50):
+        box.confirm(ids)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -113,6 +120,57 @@ def test_interleaved_puts_and_deletes_never_stick(tmpfs: Tmpfs, seed: int) -> No
     assert refused > 0, "the disk never filled up: this case tests nothing"
     assert (taken, box.depth) == (total, 0)
     assert box.taken_count() == total
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_marks_and_confirmations_never_stick(tmpfs: Tmpfs, seed: int) -> None:
+    """The same with the end-to-end acknowledgement: PUBACKs mark readings sent (a mark may be
+    refused when it would eat into the reserve, never fail otherwise), and the cloud's
+    confirmations, of thousands of readings at once, always delete."""
+    rng = random.Random(seed)
+    box = Outbox(tmpfs.path / "o.sqlite3", ballast_bytes=RESERVE)
+    total, taken, refused = 6000, 0, 0
+    for _ in range(20_000):
+        if taken == total and box.depth == 0:
+            break
+        roll = rng.random()
+        if roll < 0.05:
+            other = tmpfs.path / "other.log"
+            if other.exists():
+                other.unlink()
+            else:
+                tmpfs.fill("other.log", rng.choice([4096, 65536, 1 << 20]))
+        elif roll < 0.3 and box.depth:
+            with contextlib.suppress(OutboxError):  # no room for the mark: kept in memory
+                box.mark_sent([p.row for p in box.pending(rng.choice([10, 50, 200]))])
+        elif roll < 0.5 and box.depth:
+            box.confirm(oldest_ids(box, rng.choice([10, 200, 3000])))
+        elif taken < total:
+            n = min(rng.choice([1, 10, 100]), total - taken)
+            try:
+                box.put([reading(taken + i) for i in range(n)])
+            except OutboxDiskFull:
+                refused += 1
+            else:
+                taken += n
+    assert refused > 0, "the disk never filled up: this case tests nothing"
+    assert (taken, box.depth, box.unconfirmed()) == (total, 0, 0)
+
+
+def test_a_full_outbox_sent_then_confirmed_at_once_drains(tmpfs: Tmpfs) -> None:
+    """A full disk, every reading then acknowledged by the broker batch after batch, and the
+    cloud confirming them all in one message: the marks must not spend the reserve that the
+    deletes need (they are refused instead), and the deletes go a batch per transaction."""
+    box = Outbox(tmpfs.path / "o.sqlite3", ballast_bytes=RESERVE)
+    n = fill_until_refused(box)
+    after = 0
+    while batch := [p.row for p in box.pending(200, after)]:
+        after = batch[-1]
+        with contextlib.suppress(OutboxError):  # refused: the publisher keeps them in memory
+            box.mark_sent(batch)
+    assert box.confirm(oldest_ids(box, n)) == n
+    assert box.depth == 0 and box.unconfirmed() == 0
+    box.put([reading(10**6)])  # taken again
 
 
 def test_a_drained_outbox_gives_its_disk_back(tmpfs: Tmpfs) -> None:
@@ -155,8 +213,9 @@ def test_an_outbox_from_before_incremental_vacuum_is_converted(tmp_path: Path) -
 
 
 class OutboxOnSmallDisk(RuleBasedStateMachine):
-    """Any order of puts, deletes, restarts and disk hogs: deletes never fail, refused puts
-    take nothing, and after the hog goes and the outbox drains, it takes readings again."""
+    """Any order of puts, deletes, sent marks, confirmations, restarts and disk hogs: deletes
+    never fail, refused puts take nothing, and after the hog goes and the outbox drains, it
+    takes readings again."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -189,6 +248,18 @@ class OutboxOnSmallDisk(RuleBasedStateMachine):
         except OutboxError:
             assert self.no_room_at_all()
 
+    @rule(n=st.integers(1, 200))
+    def broker_acknowledges(self, n: int) -> None:
+        with contextlib.suppress(OutboxError):  # a mark may be refused on a tight disk
+            self.box.mark_sent([p.row for p in self.box.pending(n)])
+
+    @rule(n=st.integers(1, 3000))
+    def cloud_confirms(self, n: int) -> None:
+        try:
+            self.box.confirm(oldest_ids(self.box, n))
+        except OutboxError:
+            assert self.no_room_at_all()
+
     @rule(size=st.sampled_from([4096, 65536, 1 << 20]))
     def hog(self, size: int) -> None:
         self.disk.fill("hog", size)
@@ -211,6 +282,9 @@ class OutboxOnSmallDisk(RuleBasedStateMachine):
     def depth_is_what_is_stored(self) -> None:
         stored = self.box._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         assert self.box.depth == stored
+        orphans = self.box._db.execute(
+            "SELECT COUNT(*) FROM sent WHERE row NOT IN (SELECT row FROM outbox)").fetchone()[0]
+        assert orphans == 0, "a sent mark outlived its reading"
 
     def teardown(self) -> None:
         try:
