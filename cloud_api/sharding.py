@@ -309,13 +309,23 @@ class IntakeWorker(_RetryRecord):
                 delay = min(delay * 2, 5.0)
         return True
 
-    @staticmethod
-    def _acked(info: mqtt.MQTTMessageInfo, deadline: float) -> bool:
+    def _acked(self, info: mqtt.MQTTMessageInfo, deadline: float) -> bool:
+        """True once the broker took the routed message. A PUBACK with a failure code (the
+        service's ACL) also makes ``is_published()`` true: such a message is not delivered,
+        so the gateway's message stays unacknowledged and is sent again, loudly."""
         try:
             info.wait_for_publish(max(0.0, deadline - time.monotonic()))
         except (RuntimeError, ValueError):  # not connected, queue full: resend
             return False
-        return info.is_published()
+        if not info.is_published():
+            return False
+        if info.mid in self._refused_mids:  # on_publish runs before is_published turns true
+            self._refused_mids.discard(info.mid)
+            log.error("the broker refused routed message %d (check the service's ACL on "
+                      "%s/#): the gateway's message stays unacknowledged", info.mid,
+                      SHARD_PREFIX)
+            return False
+        return True
 
 
 # -- shard: owned shards, InfluxDB, rules, alerts ----------------------------------------

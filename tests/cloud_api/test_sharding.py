@@ -55,3 +55,28 @@ def test_routing_keeps_a_patient_on_one_shard_and_round_trips() -> None:
     owners = {r.patient_id: s for s, p in parts.items() for r, _ in p.readings}
     assert all(shard_of(pid, 4) == s for pid, s in owners.items() if pid)
     assert decode_routed(encode_routed(Routed())).readings == []
+
+
+def test_a_routed_message_the_broker_refused_is_not_taken_as_delivered() -> None:
+    """paho reports a PUBACK with a failure code (the ACL) as published: the intake must not
+    acknowledge the gateway's message for it, or the readings would be lost silently."""
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    from cloud_api.db import make_engine, make_sessions
+    from cloud_api.influx import InfluxV1
+    from cloud_api.sharding import IntakeWorker
+
+    engine = make_engine("sqlite://")
+    store = InfluxV1("http://127.0.0.1:9", "unused")  # never reached by this check
+    worker = IntakeWorker(store, make_sessions(engine), "127.0.0.1", 9)
+    refused, taken = mqtt.MQTTMessageInfo(7), mqtt.MQTTMessageInfo(8)
+    for info in (refused, taken):
+        info._set_as_published()  # what paho does on any PUBACK
+    worker._refused_mids.add(7)  # what Ingest._on_publish does for a failure code
+    deadline = time.monotonic() + 1
+    assert worker._acked(refused, deadline) is False and 7 not in worker._refused_mids
+    assert worker._acked(taken, deadline) is True
+    store.close()
+    engine.dispose()
