@@ -15,12 +15,19 @@ publishes batches the way gateways do.
   glucose that raised it (one in 20 readings is a low glucose of a fresh patient, so each one
   opens an alert).
 
+- ``--hostile N``: during the latency phase another gateway also sends N hostile messages a
+  second (issue 11's attacks: deep nesting, numbers no float holds, a batch dated 2200, a
+  batch claiming another site, a retained status whose outbox overflows 64 bits, random
+  bytes, and 200-reading batches from a gateway nobody registered); compare the
+  reading-to-alert figures with and without it.
+
 Figures are medians over runs: the machine is shared.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import secrets
 import sqlite3
@@ -28,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +95,59 @@ class Load:
         self.client.loop_stop()
 
 
+class Hostile:
+    """A thread publishing issue 11's hostile messages at ``rate`` a second until stopped."""
+
+    def __init__(self, port: int, rate: float) -> None:
+        self.rate = rate
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.stop = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def payloads(self) -> list[tuple[str, bytes, bool]]:
+        now = datetime.now(UTC)
+        evil, stranger = "gw-evil", "gw-stranger"
+        row = reading(1, evil, False, "evil")
+        batch = Batch(evil, now, (row,), site="site-1").encode()
+        future = dict(row, id=secrets.token_hex(16), measured_at="2200-01-01T00:00:00Z")
+        return [
+            (observations_topic(evil), b"[" * 100_000, False),
+            (observations_topic(evil), batch.replace(b'"value":', b'"value":' + b"9" * 5000
+                                                     + b",\"x\":"), False),
+            (observations_topic(evil), Batch(evil, now, (future,), site="site-1").encode(),
+             False),
+            (observations_topic(evil), Batch(evil, now, (row,), site="site-2").encode(), False),
+            (f"vigie/v1/gateways/{evil}/status", b'{"state":"online","outbox":' +
+             str(2**64).encode() + b"}", True),
+            (observations_topic(evil), secrets.token_bytes(2000), False),
+            (observations_topic(stranger), Batch(stranger, now, tuple(
+                reading(i, stranger, False, "x") for i in range(200))).encode(), False),
+        ]
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        while not self.stop.is_set():
+            for topic, payload, retain in self.payloads():
+                self.client.publish(topic, payload, qos=1, retain=retain)
+                self.sent += 1
+                due = start + self.sent / self.rate
+                if self.stop.wait(max(0.0, due - time.monotonic())):
+                    return
+
+    def __enter__(self) -> Hostile:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
@@ -109,7 +170,7 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, float]:
             # quarantined (issue 11), so the gateway and every patient the load names exist
             lows = [f"p-l{run}-{j}" for j in range(args.readings, args.readings + lat_n)
                     if j % 20 == 0]
-            register_site(f"sqlite:///{db}", "site-1", ["gw-bench"],
+            register_site(f"sqlite:///{db}", "site-1", ["gw-bench", "gw-evil"],
                           [f"p{k}" for k in range(500)] + lows)
             load = Load(svc.mosquitto.port)
             # throughput phase
@@ -121,8 +182,11 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, float]:
             # latency phase, below saturation
             before = point_count(store)
             t1 = datetime.now(UTC)
-            load.publish(lat_n, args.latency_batch, args.rate, 20, f"l{run}")
-            _wait(lambda: point_count(store) >= before + lat_n, 300)
+            with contextlib.ExitStack() as attacks:
+                if args.hostile > 0:
+                    attacks.enter_context(Hostile(svc.mosquitto.port, args.hostile))
+                load.publish(lat_n, args.latency_batch, args.rate, 20, f"l{run}")
+                _wait(lambda: point_count(store) >= before + lat_n, 300)
             load.close()
             to_alert = _alert_latencies(store, db, t1)
             window = api.get("/health").json()["ingest"]["latency_to_store"]
@@ -173,6 +237,8 @@ def main() -> None:
     ap.add_argument("--latency-batch", type=int, default=20,
                     help="readings per message in the latency phase")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--hostile", type=float, default=0.0,
+                    help="hostile messages a second from another gateway in the latency phase")
     args = ap.parse_args()
     results = []
     for run in range(args.runs):
