@@ -374,7 +374,10 @@ class Ingest:
     def _confirm(self, work: Work) -> None:
         """Name to each gateway its readings now durable here, stored or quarantined, once
         recorded (``cloud_api.stages.acknowledge``): it deletes them from its outbox."""
-        self.confirmations.send(stored_messages(work.readings, work.quarantine))
+        try:  # after the commit: a failure here must never make the batch look poisonous
+            self.confirmations.send(stored_messages(work.readings, work.quarantine))
+        except Exception:
+            log.exception("confirmations not sent; the gateways will send those readings again")
 
     def _authorise(self, work: Work) -> None:
         with self.sessions() as session:

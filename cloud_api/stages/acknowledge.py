@@ -107,6 +107,8 @@ class Confirmations:
                 self._failed(topic, mqtt.error_string(info.rc))
                 continue
             self.published += 1
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                continue  # queued while disconnected: paho's is_published() raises for it
             self._watched.append((info, topic, time.monotonic()))
             if len(self._watched) > MAX_WATCHED:
                 self._watched.popleft()
@@ -116,7 +118,11 @@ class Confirmations:
         limit = time.monotonic() - PUBACK_WAIT_S
         kept: deque[tuple[mqtt.MQTTMessageInfo, str, float]] = deque()
         for info, topic, at in self._watched:
-            if info.is_published():
+            try:
+                published = info.is_published()
+            except (RuntimeError, ValueError):  # a publish that failed: nothing to watch
+                continue
+            if published:
                 if info.mid in self.refused:
                     self.refused.discard(info.mid)
                     self._failed(topic, "refused by the broker (check the service's ACL)")
