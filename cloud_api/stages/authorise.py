@@ -83,10 +83,7 @@ class Registry:
             else:
                 missing.append(i)
         if len(cache) + len(missing) > self.max_entries:
-            for key in [k for k, (until, _) in cache.items() if until <= now]:
-                del cache[key]
-            if len(cache) + len(missing) > self.max_entries:
-                cache.clear()
+            cache.clear()  # not a sweep of every entry: its cost would follow the population
         for start in range(0, len(missing), CHUNK):
             chunk = missing[start:start + CHUNK]
             found = load(chunk)

@@ -14,8 +14,6 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
-from cloud_api.db import Gateway, make_engine, make_sessions
-from cloud_api.tenancy import ensure_site, register_patient
 from tests.conftest import Cloud, wait_for, write_replay
 from vigie.contract import observations_topic
 from vigie.services import Services
@@ -77,17 +75,6 @@ def _one(metrics: dict[str, list[Any]], name: str, **labels: str) -> float | Non
     return values[0] if len(values) == 1 else None
 
 
-def _register(cloud: Cloud, gateway: str, *patients: str, site: str = "site-1") -> None:
-    """The gateway and its patients registered at their site, as a care team does first."""
-    engine = make_engine(cloud.db_url)
-    with make_sessions(engine).begin() as session:
-        ensure_site(session, site)
-        session.merge(Gateway(id=gateway, site=site, status="unknown"))
-        for patient in patients:
-            register_patient(session, patient, site)
-    engine.dispose()
-
-
 def test_metrics_parse_and_count_the_chain(services: Services, cloud: Cloud,
                                            anonymous: httpx.Client, gateway_factory: Any,
                                            tmp_path: Path) -> None:
@@ -101,7 +88,7 @@ def test_metrics_parse_and_count_the_chain(services: Services, cloud: Cloud,
 
     replay = tmp_path / "r.jsonl"
     write_replay(replay, 40, devices=2)
-    _register(cloud, "gw-metrics", "p-0", "p-1")
+    # registered with its patients by the fixture, as a care team does first
     gw = gateway_factory("gw-metrics", replay, patients={"dev-0": "p-0", "dev-1": "p-1"})
     assert gw.start().wait(60) == 0, gw.log()
     bad = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
