@@ -80,3 +80,13 @@ def test_a_routed_message_the_broker_refused_is_not_taken_as_delivered() -> None
     assert worker._acked(taken, deadline) is True
     store.close()
     engine.dispose()
+
+
+def test_a_routed_payload_nested_without_end_is_a_contract_error() -> None:
+    """Anyone may publish on the shard topics in the plain profile: 10,000 '[' must be a
+    refusal the shard worker quarantines, not a RecursionError."""
+    from cloud_api.sharding import decode_routed
+    from vigie.contract import ContractError
+
+    with pytest.raises(ContractError):
+        decode_routed(b"[" * 10_000)
