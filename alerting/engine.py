@@ -18,6 +18,12 @@ Guarantees, and how:
   killed between its InfluxDB write and its alert transaction left it stored, unevaluated,
   and its redelivery may come after later readings of the same patient.
 - Deterministic. Rules run in catalogue order, points in time order, patients in id order.
+- Cost follows the work, not the population. A reading costs the same whatever the number
+  of patients; a tick visits only the patients something is due for: those a reading,
+  a settings change or a gateway's silence touched since the last tick, and those whose
+  silence rule said when it could next change (``SilenceRule.due``, kept in a heap).
+  Samples older than the engine clock minus the look-backs and a day are pruned as
+  readings arrive (at most once an hour per series), and readings that old are ignored.
 - Warm-up. An optional history loader ``(patient_id, kind, start, end) -> readings`` is
   called once per patient and kind, when the patient is first seen, to fill the windows.
   ``prepare(readings)`` lets a loader with a ``prefetch({patient_id: first_time})`` method
@@ -26,6 +32,7 @@ Guarantees, and how:
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,10 +50,11 @@ from alerting.settings import (
     SettingsError,
     WarmUpError,
     check_config,
+    check_patient,
     is_disabled,
     merged_overrides,
 )
-from alerting.state import DAY, Finding, PatientState, Sample, Series, dt, ts
+from alerting.state import DAY, HOUR, Finding, PatientState, Sample, Series, dt, ts
 from vigie.contract import CANONICAL_UNIT, FUTURE_ALLOWANCE, Kind, Reading
 
 __all__ = ["Engine", "HistoricReading", "HistoryLoader", "midnights"]
@@ -111,11 +119,26 @@ class Engine:
         self._loader = history_loader
         self._zone = day_zone
         self._patients: dict[str, PatientState] = {}
+        # each patient's own settings (from the rules file, then the care team's edits);
+        # the others get the config's default
+        self._own: dict[str, PatientSettings] = dict(self._config.patients)
         self._params: dict[tuple[str, str], Any] = {}
         self._plans: dict[tuple[str, Kind], list[tuple[Rule[Any], Any]]] = {}
+        self._lookbacks: dict[tuple[str, Kind], float] = {}
         self._clock: float | None = None
+        # what the next tick must look at: patients touched since the last one, and a heap
+        # of (time, patient) at which a silence rule's result may change
+        self._touched: set[str] = set()
+        self._due: list[tuple[float, str]] = []
+        self._due_at: dict[str, float] = {}
+        # gateways: last heard, the ones watched for silence (sent a heartbeat once), a heap
+        # of the times they turn silent, the silent ones, and the patients behind each
         self._gateway_seen: dict[str, float] = {}
         self._heartbeat_gateways: set[str] = set()
+        self._gateway_due: list[tuple[float, str]] = []
+        self._silent: frozenset[str] = frozenset()
+        self._gateway_patients: dict[str, set[str]] = {}
+        self._gateway_limit = self._gateway_silence_limit()
 
     # -- public surface ----------------------------------------------------------------
 
@@ -161,34 +184,54 @@ class Engine:
             state.unevaluated.discard(reading.id)
             state.seen.discard(reading.id)
             state.get(reading.kind).remove(measured, reading.id)
+        self._prune(state, reading.kind)
         if reading.id in state.seen or measured < state.horizon.get(reading.kind, -math.inf):
             return []
         state.seen.add(reading.id)
+        device = state.devices.get(reading.device_id)
+        cadence = None if device is None else device.cadence
+        if self._moves_silence_earlier(state, reading, measured):
+            self._touched.add(pid)
         state.since = min(state.since, measured)
         state.note_device(reading.device_id, reading.gateway_id, measured, received)
-        self._gateway_seen[reading.gateway_id] = max(
-            received, self._gateway_seen.get(reading.gateway_id, received))
+        if state.devices[reading.device_id].cadence != cadence:
+            self._touched.add(pid)  # a device may have become a CGM stream: shorter limit
+        self._gateway_patients.setdefault(reading.gateway_id, set()).add(pid)
+        self._heard(reading.gateway_id, received)
         signals = []
         value = self._usable_value(reading)
         if value is not None and reading.kind in self._point_rules:
             sample = Sample(measured, value, reading.id, received, reading.device_id)
             signals += self._untrusted_cap(reading, self._on_sample(state, reading.kind, sample))
         if self._clock is not None and any(r.id in state.raised for r in self._silence_rules):
-            signals += self._silence(state, self._clock, self._silent_gateways(self._clock),
-                                     clear_only=True)
+            signals += self._silence(state, self._clock, self._silent, clear_only=True)
         return signals
 
     def tick(self, now: datetime) -> list[AlertSignal]:
-        """Advance the clock (never backwards) and evaluate the silence rules."""
+        """Advance the clock (never backwards) and evaluate the silence rules of the
+        patients something is due for (see the module docstring)."""
         t = ts(now) if self._clock is None else max(self._clock, ts(now))
         self._clock = t
-        silent = self._silent_gateways(t)
+        self._gateways_turned_silent(t)
+        due = self._touched
+        self._touched = set()
+        while self._due and self._due[0][0] <= t:
+            at, pid = heapq.heappop(self._due)
+            if self._due_at.get(pid) == at:
+                del self._due_at[pid]
+                due.add(pid)
         signals: list[AlertSignal] = []
-        for pid in sorted(self._patients):
-            state = self._patients[pid]
-            signals += self._silence(state, t, silent, clear_only=False)
-            self._prune(state)
+        for pid in sorted(due):
+            state = self._patients.get(pid)
+            if state is None:
+                continue
+            signals += self._silence(state, t, self._silent, clear_only=False)
+            self._schedule(state, t)
         return signals
+
+    def due_count(self) -> int:
+        """Patients the next tick will visit at the earliest (touched or scheduled)."""
+        return len(self._touched) + len(self._due_at)
 
     def forget(self, patient_ids: Iterable[str]) -> None:
         """Drop what the engine holds for these patients: after a failed transaction their
@@ -196,11 +239,17 @@ class Engine:
         them up again from storage, where those readings are found unevaluated."""
         for pid in patient_ids:
             self._patients.pop(pid, None)
+            self._due_at.pop(pid, None)
+            self._touched.discard(pid)
 
     def heartbeat(self, gateway_id: str, at: datetime) -> None:
         """A gateway status message: it is alive, and from now on watched for silence."""
-        self._heartbeat_gateways.add(gateway_id)
-        self._gateway_seen[gateway_id] = max(ts(at), self._gateway_seen.get(gateway_id, 0.0))
+        if gateway_id not in self._heartbeat_gateways:
+            self._heartbeat_gateways.add(gateway_id)
+            self._gateway_seen.setdefault(gateway_id, ts(at))
+            seen = self._gateway_seen[gateway_id]
+            heapq.heappush(self._gateway_due, (seen + self._gateway_limit, gateway_id))
+        self._heard(gateway_id, ts(at))
 
     def set_patient_settings(self, patient_id: str, settings: Mapping[str, Any] | None
                              ) -> None:
@@ -209,25 +258,24 @@ class Engine:
         Validated against the catalogue like a rules file; the patient's cached plans and
         parameters are dropped so the next reading uses the new ones. Raises SettingsError.
         """
-        patients = dict(self._config.patients)
         if settings is None:
-            if patients.pop(patient_id, None) is None:
+            if self._own.pop(patient_id, None) is None:
                 return
         else:
             try:
                 parsed = PatientSettings.model_validate(dict(settings))
             except ValidationError as exc:
                 raise SettingsError(f"patient {patient_id}: {exc}") from exc
-            if patients.get(patient_id) == parsed:
+            if self._own.get(patient_id) == parsed:
                 return
-            patients[patient_id] = parsed
-        config = self._config.model_copy(update={"patients": patients})
-        check_config(config, self._by_id)
-        self._config = config
-        for key in [k for k in self._params if k[0] == patient_id]:
-            del self._params[key]
-        for plan_key in [k for k in self._plans if k[0] == patient_id]:
-            del self._plans[plan_key]
+            check_patient(self._config, patient_id, parsed, self._by_id)
+            self._own[patient_id] = parsed
+        for rule in self._rules:
+            self._params.pop((patient_id, rule.id), None)
+        for kind in self._point_rules:
+            self._plans.pop((patient_id, kind), None)
+            self._lookbacks.pop((patient_id, kind), None)
+        self._touched.add(patient_id)
 
     def findings(self, patient_id: str) -> dict[tuple[str, datetime, str], Finding]:
         """The current window results of a patient: (rule, evaluation time, sample id) ->
@@ -240,10 +288,10 @@ class Engine:
     # -- patients, settings, warm-up ---------------------------------------------------
 
     def _settings(self, pid: str) -> PatientSettings:
-        return self._config.for_patient(pid)
+        return self._own.get(pid, self._config.default)
 
     def _params_for(self, rule: BaseRule[Any], pid: str) -> Any:
-        key = (pid if pid in self._config.patients else "", rule.id)
+        key = (pid if pid in self._own else "", rule.id)
         params = self._params.get(key)
         if params is None:
             settings = self._settings(pid)
@@ -258,7 +306,7 @@ class Engine:
 
     def _plan(self, pid: str, kind: Kind) -> list[tuple[Rule[Any], Any]]:
         """The active rules of a kind for a patient, with their parameters (cached)."""
-        key = (pid if pid in self._config.patients else "", kind)
+        key = (pid if pid in self._own else "", kind)
         plan = self._plans.get(key)
         if plan is None:
             settings = self._settings(pid)
@@ -269,8 +317,14 @@ class Engine:
         return plan
 
     def _lookback(self, kind: Kind, pid: str) -> float:
-        rules = self._point_rules.get(kind, [])
-        return max((r.lookback(self._params_for(r, pid)) for r in rules), default=0.0)
+        """The longest look-back of the kind's rules for this patient (cached)."""
+        key = (pid if pid in self._own else "", kind)
+        found = self._lookbacks.get(key)
+        if found is None:
+            rules = self._point_rules.get(kind, [])
+            found = max((r.lookback(self._params_for(r, pid)) for r in rules), default=0.0)
+            self._lookbacks[key] = found
+        return found
 
     def _state(self, pid: str, reading: Reading) -> PatientState:
         state = self._patients.get(pid)
@@ -399,14 +453,74 @@ class Engine:
 
     # -- silence -----------------------------------------------------------------------
 
-    def _silent_gateways(self, now: float) -> frozenset[str]:
+    def _gateway_silence_limit(self) -> float:
+        """Seconds without news after which a watched gateway is silent (``silence.gateway``
+        with the global overrides; infinite when the rule is not in the catalogue)."""
         rule = self._by_id.get("silence.gateway")
         if rule is None:
-            return frozenset()
+            return math.inf
         params = rule.make_params(self._config.thresholds.get(rule.id, {}))
-        limit = float(params.model_dump()["hours"]) * 3600.0
-        return frozenset(g for g in self._heartbeat_gateways
-                         if now - self._gateway_seen.get(g, now) >= limit)
+        return float(params.model_dump()["hours"]) * 3600.0
+
+    def _heard(self, gateway_id: str, at: float) -> None:
+        """News from a gateway (a reading or a heartbeat) received at ``at``."""
+        before = self._gateway_seen.get(gateway_id)
+        if before is not None and at <= before:
+            return
+        self._gateway_seen[gateway_id] = at
+        if gateway_id not in self._heartbeat_gateways:
+            return
+        heapq.heappush(self._gateway_due, (at + self._gateway_limit, gateway_id))
+        if gateway_id in self._silent and (
+                self._clock is None or self._clock - at < self._gateway_limit):
+            self._silent = self._silent - {gateway_id}
+            self._touched |= self._gateway_patients.get(gateway_id, set())
+
+    def _gateways_turned_silent(self, now: float) -> None:
+        heap = self._gateway_due
+        while heap and heap[0][0] <= now:
+            at, gateway_id = heapq.heappop(heap)
+            seen = self._gateway_seen.get(gateway_id)
+            if (seen is None or at != seen + self._gateway_limit
+                    or gateway_id in self._silent):
+                continue  # heard from since: a later entry stands for it
+            self._silent = self._silent | {gateway_id}
+            self._touched |= self._gateway_patients.get(gateway_id, set())
+
+    def _moves_silence_earlier(self, state: PatientState, reading: Reading,
+                               measured: float) -> bool:
+        """Whether the next tick must look at this patient's silence rules again. A reading
+        usually only pushes their next change later (fresher data), and the time already in
+        the heap then costs one visit that finds nothing and reschedules; so the patient is
+        visited only when something may have become due sooner: a silence alert is raised
+        (the reading may clear or lower it), the device or patient is new or the device
+        changed gateway, or the reading is older than everything seen. (A change of a
+        device's cadence is checked by the caller.)"""
+        if state.patient_id not in self._due_at:
+            return True
+        if any(rule.id in state.raised for rule in self._silence_rules):
+            return True
+        device = state.devices.get(reading.device_id)
+        if device is None or device.gateway_id != reading.gateway_id:
+            return True
+        return measured < state.since
+
+    def _schedule(self, state: PatientState, now: float) -> None:
+        """Put the patient back in the heap at the earliest time after ``now`` at which one
+        of its silence rules may change its result."""
+        pid = state.patient_id
+        settings = self._settings(pid)
+        nxt = math.inf
+        for rule in self._silence_rules:
+            if rule.applies(settings):
+                at = rule.due(state, settings, self._params_for(rule, pid), now, self._silent)
+                if at is not None:
+                    nxt = min(nxt, at)
+        if nxt == math.inf:
+            self._due_at.pop(pid, None)
+        elif self._due_at.get(pid) != nxt:
+            self._due_at[pid] = nxt
+            heapq.heappush(self._due, (nxt, pid))
 
     def _silence(self, state: PatientState, now: float, silent: frozenset[str],
                  clear_only: bool) -> list[AlertSignal]:
@@ -427,10 +541,15 @@ class Engine:
                                             clear=True))
         return signals
 
-    def _prune(self, state: PatientState) -> None:
-        limits = {}
-        for kind, series in state.series.items():
-            latest = series.latest
-            if latest is not None and kind in self._point_rules:
-                limits[kind] = latest.t - self._lookback(kind, state.patient_id) - DAY
-        state.prune(limits)
+    def _prune(self, state: PatientState, kind: Kind) -> None:
+        """Forget the samples of a kind measured before the engine clock minus the kind's
+        longest look-back and a day: readings that old are ignored when they come (too
+        late to change a window a clinician would still act on). The limit moves by whole
+        hours, so a series is pruned at most once an hour, and the limit is a function of
+        the clock alone: the same whatever order the readings came in."""
+        if self._clock is None:
+            return
+        limit = self._clock - self._lookback(kind, state.patient_id) - DAY
+        limit = math.floor(limit / HOUR) * HOUR
+        if limit > state.horizon.get(kind, -math.inf):
+            state.prune(kind, limit)

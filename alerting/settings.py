@@ -131,9 +131,19 @@ def check_config(config: RulesConfig, rules: Mapping[str, RuleSpec]) -> None:
     _check_layer("thresholds", config.thresholds, config.disabled, rules)
     _check_layer("default", config.default.thresholds, config.default.disabled, rules)
     for pid, patient in config.patients.items():
-        _check_layer(f"patients.{pid}", patient.thresholds, patient.disabled, rules)
-        for rule_id, rule in rules.items():  # merged layers must validate together too
+        check_patient(config, pid, patient, rules)
+
+
+def check_patient(config: RulesConfig, patient_id: str, patient: PatientSettings,
+                  rules: Mapping[str, RuleSpec]) -> None:
+    """Check one patient's settings against the catalogue and the global layer: the cost of
+    one patient, whatever the number of others (a care-team edit, a profile sync)."""
+    _check_layer(f"patients.{patient_id}", patient.thresholds, patient.disabled, rules)
+    for rule_id, rule in rules.items():  # merged layers must validate together too
+        try:
             rule.make_params(merged_overrides(config, patient, rule_id))
+        except ValidationError as exc:
+            raise SettingsError(f"patients.{patient_id}: {rule_id}: {_brief(exc)}") from exc
 
 
 def _check_layer(where: str, thresholds: Overrides, disabled: tuple[str, ...],

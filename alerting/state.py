@@ -132,16 +132,18 @@ class DeviceInfo:
     gateway_id: str
     last_received: float
     recent: list[float] = field(default_factory=list)  # last measurement times, for cadence
+    cadence: float | None = None  # median interval of ``recent``, None below 5 times
 
     def note(self, measured: float, received: float, gateway_id: str) -> None:
         self.gateway_id = gateway_id
         self.last_received = max(self.last_received, received)
         bisect.insort(self.recent, measured)
         del self.recent[:-13]
+        gaps = sorted(b - a for a, b in zip(self.recent, self.recent[1:], strict=False))
+        self.cadence = gaps[len(gaps) // 2] if len(gaps) >= 4 else None
 
     def median_interval(self) -> float | None:
-        gaps = sorted(b - a for a, b in zip(self.recent, self.recent[1:], strict=False))
-        return gaps[len(gaps) // 2] if len(gaps) >= 4 else None
+        return self.cadence
 
 
 LedgerKey = tuple[str, float, str]  # (rule id, evaluation time, sample id or "")
@@ -181,19 +183,19 @@ class PatientState:
             info = self.devices[device_id] = DeviceInfo(gateway_id, received)
         info.note(measured, received, gateway_id)
 
-    def prune(self, before: dict[Kind, float]) -> None:
-        """Forget samples older than their kind's longest rule look-back, and their findings.
+    def prune(self, kind: Kind, limit: float) -> None:
+        """Forget the samples of a kind older than ``limit`` (its longest rule look-back),
+        and the findings older than every kind's limit.
 
         Readings measured before a kind's horizon are ignored from then on (they could not
         change any window), so forgetting their ids does not break idempotency."""
-        for kind, limit in before.items():
-            series = self.series.get(kind)
-            if series is None:
-                continue
-            self.horizon[kind] = max(self.horizon.get(kind, limit), limit)
-            for sample in series.prune_before(limit):
-                self.seen.discard(sample.id)
-                self.unevaluated.discard(sample.id)
-        oldest = min(before.values(), default=float("-inf"))
+        series = self.series.get(kind)
+        if series is None:
+            return
+        self.horizon[kind] = max(self.horizon.get(kind, limit), limit)
+        for sample in series.prune_before(limit):
+            self.seen.discard(sample.id)
+            self.unevaluated.discard(sample.id)
+        oldest = min(self.horizon.values())
         for key in [k for k in self.ledger if k[1] < oldest]:
             del self.ledger[key]

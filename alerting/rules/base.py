@@ -105,6 +105,15 @@ class SilenceRule(BaseRule[P]):
               now: float, silent_gateways: frozenset[str]) -> Finding | None:
         """The finding at ``now``, or None when data is flowing."""
 
+    def due(self, state: PatientState, settings: PatientSettings, params: P,
+            now: float, silent_gateways: frozenset[str]) -> float | None:
+        """The earliest time after ``now`` at which ``check`` may give another severity if
+        no reading comes and no gateway changes (the engine handles both), or None. The
+        engine's tick visits a patient only then: this is what keeps a tick proportional to
+        what is due rather than to the population. The default, None, suits rules that only
+        readings or gateways change."""
+        return None
+
 
 def finding(severity: Severity, value: float | None, key: str,
             args: Mapping[str, Arg] | None = None) -> Finding:

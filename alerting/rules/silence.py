@@ -16,7 +16,7 @@ from pydantic import Field
 from alerting.rules.base import RuleParams, SilenceRule, finding
 from alerting.seam import Category, Severity
 from alerting.settings import PatientSettings, Profile
-from alerting.state import DAY, HOUR, MINUTE, Finding, PatientState
+from alerting.state import DAY, HOUR, MINUTE, DeviceInfo, Finding, PatientState
 from vigie.contract import Kind
 
 
@@ -49,6 +49,16 @@ class _NoData(SilenceRule[RuleParams]):
         variant = "never" if last is None else "last"
         return finding(Severity.WARNING, silent, f"{self.id}.{variant}",
                        {"days": days, "silent": silent})
+
+    def due(self, state: PatientState, settings: PatientSettings, params: RuleParams,
+            now: float, silent_gateways: frozenset[str]) -> float | None:
+        if settings.profile and self.profile not in settings.profile:
+            return None
+        last = state.last_time(self.kind)
+        if last is None and not settings.profile:
+            return None
+        at = (last if last is not None else state.since) + float(params.model_dump()["days"]) * DAY
+        return at if now < at < float("inf") else None
 
 
 class NoWeight(_NoData):
@@ -92,9 +102,7 @@ class DeviceSilent(SilenceRule[DeviceParams]):
         for device_id, info in sorted(state.devices.items()):
             if info.gateway_id in silent_gateways:
                 continue
-            cadence = info.median_interval()
-            cgm = cadence is not None and cadence <= 15 * MINUTE
-            limit = params.cgm_minutes * MINUTE if cgm else params.other_days * DAY
+            limit, cgm = self._limit(info, params)
             quiet = now - info.last_received
             if quiet >= limit:
                 sev = Severity.WARNING if cgm else Severity.INFO
@@ -105,6 +113,25 @@ class DeviceSilent(SilenceRule[DeviceParams]):
         sev, quiet, device_id = worst
         return finding(sev, quiet / HOUR, "silence.device",
                        {"device": device_id, "hours": quiet / HOUR})
+
+    def due(self, state: PatientState, settings: PatientSettings, params: DeviceParams,
+            now: float, silent_gateways: frozenset[str]) -> float | None:
+        # a device crossing its limit can only raise the worst severity: the next crossing
+        nxt = None
+        for info in state.devices.values():
+            if info.gateway_id not in silent_gateways:
+                at = info.last_received + self._limit(info, params)[0]
+                if at > now and (nxt is None or at < nxt):
+                    nxt = at
+        return nxt
+
+    @staticmethod
+    def _limit(info: DeviceInfo, params: DeviceParams) -> tuple[float, bool]:
+        """Seconds of quiet after which the device is silent, and whether it is a CGM
+        stream (median interval of 15 minutes or less)."""
+        cadence = info.median_interval()
+        cgm = cadence is not None and cadence <= 15 * MINUTE
+        return (params.cgm_minutes * MINUTE if cgm else params.other_days * DAY), cgm
 
 
 class GatewayParams(RuleParams):
