@@ -119,12 +119,17 @@ class Engine:
         self._loader = history_loader
         self._zone = day_zone
         self._patients: dict[str, PatientState] = {}
-        # each patient's own settings (from the rules file, then the care team's edits);
-        # the others get the config's default
-        self._own: dict[str, PatientSettings] = dict(self._config.patients)
+        # Each patient's own settings (from the rules file, then the care team's edits),
+        # interned: patients with equal settings share one object and one set of cached
+        # parameters and plans, keyed by the settings' canonical JSON ("" is the default).
+        self._own: dict[str, str] = {}
+        self._shared: dict[str, PatientSettings] = {"": self._config.default}
+        self._users: dict[str, int] = {}
         self._params: dict[tuple[str, str], Any] = {}
         self._plans: dict[tuple[str, Kind], list[tuple[Rule[Any], Any]]] = {}
         self._lookbacks: dict[tuple[str, Kind], float] = {}
+        for pid, patient in self._config.patients.items():
+            self._adopt(pid, patient)
         self._clock: float | None = None
         # what the next tick must look at: patients touched since the last one, and a heap
         # of (time, patient) at which a silence rule's result may change
@@ -259,23 +264,43 @@ class Engine:
         parameters are dropped so the next reading uses the new ones. Raises SettingsError.
         """
         if settings is None:
-            if self._own.pop(patient_id, None) is None:
+            if patient_id not in self._own:
                 return
+            self._release(self._own.pop(patient_id))
         else:
             try:
                 parsed = PatientSettings.model_validate(dict(settings))
             except ValidationError as exc:
                 raise SettingsError(f"patient {patient_id}: {exc}") from exc
-            if self._own.get(patient_id) == parsed:
+            if self._own.get(patient_id) == parsed.model_dump_json():
                 return
-            check_patient(self._config, patient_id, parsed, self._by_id)
-            self._own[patient_id] = parsed
-        for rule in self._rules:
-            self._params.pop((patient_id, rule.id), None)
-        for kind in self._point_rules:
-            self._plans.pop((patient_id, kind), None)
-            self._lookbacks.pop((patient_id, kind), None)
+            self._adopt(patient_id, parsed)
         self._touched.add(patient_id)
+
+    def _adopt(self, patient_id: str, settings: PatientSettings) -> None:
+        """Give the patient these settings, checked against the catalogue unless an equal
+        set already was."""
+        key = settings.model_dump_json()
+        if key not in self._shared:
+            check_patient(self._config, patient_id, settings, self._by_id)
+            self._shared[key] = settings
+        old = self._own.get(patient_id)
+        self._own[patient_id] = key
+        self._users[key] = self._users.get(key, 0) + 1
+        if old is not None:
+            self._release(old)
+
+    def _release(self, key: str) -> None:
+        """One patient less uses these settings; the last one takes their caches along."""
+        self._users[key] -= 1
+        if self._users[key]:
+            return
+        del self._users[key], self._shared[key]
+        for rule in self._rules:
+            self._params.pop((key, rule.id), None)
+        for kind in self._point_rules:
+            self._plans.pop((key, kind), None)
+            self._lookbacks.pop((key, kind), None)
 
     def findings(self, patient_id: str) -> dict[tuple[str, datetime, str], Finding]:
         """The current window results of a patient: (rule, evaluation time, sample id) ->
@@ -288,10 +313,10 @@ class Engine:
     # -- patients, settings, warm-up ---------------------------------------------------
 
     def _settings(self, pid: str) -> PatientSettings:
-        return self._own.get(pid, self._config.default)
+        return self._shared[self._own.get(pid, "")]
 
     def _params_for(self, rule: BaseRule[Any], pid: str) -> Any:
-        key = (pid if pid in self._own else "", rule.id)
+        key = (self._own.get(pid, ""), rule.id)
         params = self._params.get(key)
         if params is None:
             settings = self._settings(pid)
@@ -306,7 +331,7 @@ class Engine:
 
     def _plan(self, pid: str, kind: Kind) -> list[tuple[Rule[Any], Any]]:
         """The active rules of a kind for a patient, with their parameters (cached)."""
-        key = (pid if pid in self._own else "", kind)
+        key = (self._own.get(pid, ""), kind)
         plan = self._plans.get(key)
         if plan is None:
             settings = self._settings(pid)
@@ -318,7 +343,7 @@ class Engine:
 
     def _lookback(self, kind: Kind, pid: str) -> float:
         """The longest look-back of the kind's rules for this patient (cached)."""
-        key = (pid if pid in self._own else "", kind)
+        key = (self._own.get(pid, ""), kind)
         found = self._lookbacks.get(key)
         if found is None:
             rules = self._point_rules.get(kind, [])
@@ -549,7 +574,12 @@ class Engine:
         the clock alone: the same whatever order the readings came in."""
         if self._clock is None:
             return
-        limit = self._clock - self._lookback(kind, state.patient_id) - DAY
-        limit = math.floor(limit / HOUR) * HOUR
+        clock = math.floor(self._clock / HOUR) * HOUR
+        limit = clock - self._lookback(kind, state.patient_id) - DAY
         if limit > state.horizon.get(kind, -math.inf):
-            state.prune(kind, limit)
+            # a level rule's findings older than its stale_after can never signal again
+            # (``_evaluate_point``): they go with the hour, the others with the samples
+            forget = {rule.id: limit if rule.stale_after is None
+                      else max(limit, clock - rule.stale_after - HOUR)
+                      for rule in self._point_rules.get(kind, [])}
+            state.prune(kind, limit, forget)

@@ -9,7 +9,7 @@ query sees the same data whatever the arrival order was.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -183,9 +183,9 @@ class PatientState:
             info = self.devices[device_id] = DeviceInfo(gateway_id, received)
         info.note(measured, received, gateway_id)
 
-    def prune(self, kind: Kind, limit: float) -> None:
+    def prune(self, kind: Kind, limit: float, findings_before: Mapping[str, float]) -> None:
         """Forget the samples of a kind older than ``limit`` (its longest rule look-back),
-        and the findings older than every kind's limit.
+        and each of its rules' findings older than that rule's time in ``findings_before``.
 
         Readings measured before a kind's horizon are ignored from then on (they could not
         change any window), so forgetting their ids does not break idempotency."""
@@ -196,6 +196,6 @@ class PatientState:
         for sample in series.prune_before(limit):
             self.seen.discard(sample.id)
             self.unevaluated.discard(sample.id)
-        oldest = min(self.horizon.values())
-        for key in [k for k in self.ledger if k[1] < oldest]:
+        for key in [k for k in self.ledger
+                    if k[0] in findings_before and k[1] < findings_before[k[0]]]:
             del self.ledger[key]
