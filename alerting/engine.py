@@ -192,6 +192,10 @@ class Engine:
         self._prune(state, reading.kind)
         if reading.id in state.seen or measured < state.horizon.get(reading.kind, -math.inf):
             return []
+        series = state.series.get(reading.kind)
+        if (series is not None and measured < series.archived_before
+                and reading.value is not None and series.in_archive(measured, reading.value)):
+            return []  # a redelivery of an archived value (archived values keep no id)
         state.seen.add(reading.id)
         device = state.devices.get(reading.device_id)
         cadence = None if device is None else device.cadence
@@ -310,6 +314,13 @@ class Engine:
             return {}
         return {(rule, dt(at), sid): f for (rule, at, sid), f in sorted(state.ledger.items())}
 
+    def held(self, patient_id: str) -> dict[Kind, tuple[int, int]]:
+        """What the engine holds for a patient, per kind: (samples, archived values)."""
+        state = self._patients.get(patient_id)
+        if state is None:
+            return {}
+        return {kind: (len(series), series.archived) for kind, series in state.series.items()}
+
     # -- patients, settings, warm-up ---------------------------------------------------
 
     def _settings(self, pid: str) -> PatientSettings:
@@ -401,30 +412,40 @@ class Engine:
 
     def _on_sample(self, state: PatientState, kind: Kind, sample: Sample) -> list[AlertSignal]:
         series = state.get(kind)
-        prev_latest = series.latest
-        series.insert(sample)
-        newest = series.latest is sample
+        prev_last = series.last_time
+        archived = sample.t < series.archived_before
+        if archived:
+            # older than every level rule's windows and staleness: only the daily summaries
+            # reading the archive can change (``_prune`` sets the boundary)
+            series.archive(sample.t, sample.value)
+            state.seen.discard(sample.id)  # archived values are recognised by time and value
+            newest = False
+        else:
+            series.insert(sample)
+            newest = series.latest is sample
         now = sample.received if self._clock is None else max(sample.received, self._clock)
         settings = self._settings(state.patient_id)
         signals: list[AlertSignal] = []
         for rule, params in self._plan(state.patient_id, kind):
-            for at, point in self._points(rule, params, series, sample, prev_latest, newest):
+            if archived and not rule.daily:
+                continue
+            for at, point in self._points(rule, params, series, sample, prev_last, newest):
                 ctx = RuleContext(state, settings, params, at, point)
                 signals += self._evaluate_point(rule, ctx, now, own=point is sample or newest)
         return signals
 
     def _points(self, rule: Rule[Any], params: Any, series: Series, sample: Sample,
-                prev_latest: Sample | None, newest: bool) -> list[Point]:
+                prev_last: float | None, newest: bool) -> list[Point]:
         """Where a new sample can change a result: its own point and, when it landed in the
         past, every later point within the rule's look-back."""
         horizon = sample.t + rule.lookback(params)
-        latest = series.latest
-        assert latest is not None
+        last = series.last_time
+        assert last is not None
         if rule.daily:
             if newest:
-                start = prev_latest.t if prev_latest is not None else sample.t
+                start = prev_last if prev_last is not None else sample.t
                 return [(m, None) for m in midnights(start, sample.t, self._zone)]
-            return [(m, None) for m in midnights(sample.t, min(horizon, latest.t), self._zone)]
+            return [(m, None) for m in midnights(sample.t, min(horizon, last), self._zone)]
         if newest:
             return [(sample.t, sample)]
         return [(s.t, s) for s in series.between(sample.t, horizon)]
@@ -450,12 +471,11 @@ class Engine:
 
     @staticmethod
     def _is_latest(rule: Rule[Any], ctx: RuleContext[Any]) -> bool:
-        latest = ctx.state.get(rule.kind).latest
-        if latest is None:
-            return False
+        series = ctx.state.get(rule.kind)
         if rule.daily:
-            return ctx.at == math.floor(latest.t / DAY) * DAY
-        return ctx.sample is latest
+            last = series.last_time
+            return last is not None and ctx.at == math.floor(last / DAY) * DAY
+        return series.latest is not None and ctx.sample is series.latest
 
     def _raise(self, rule: BaseRule[Any], ctx: RuleContext[Any], found: Finding,
                late: bool) -> AlertSignal:
@@ -579,7 +599,22 @@ class Engine:
         if limit > state.horizon.get(kind, -math.inf):
             # a level rule's findings older than its stale_after can never signal again
             # (``_evaluate_point``): they go with the hour, the others with the samples
+            rules = self._point_rules.get(kind, [])
             forget = {rule.id: limit if rule.stale_after is None
-                      else max(limit, clock - rule.stale_after - HOUR)
-                      for rule in self._point_rules.get(kind, [])}
-            state.prune(kind, limit, forget)
+                      else max(limit, clock - rule.stale_after - HOUR) for rule in rules}
+            state.prune(kind, limit, forget, clock - self._samples_kept(kind, state.patient_id))
+
+    def _samples_kept(self, kind: Kind, pid: str) -> float:
+        """How far back a kind's values must stay samples: as far as the windows of points
+        its level rules can still signal on reach (look-back plus stale_after, plus an
+        hour); infinite when a rule other than a daily summary has no stale_after. Older
+        values go to the series' archive, which only daily summaries read."""
+        kept = HOUR
+        for rule in self._point_rules.get(kind, []):
+            if rule.daily:
+                continue
+            if rule.stale_after is None:
+                return math.inf
+            kept = max(kept, rule.lookback(self._params_for(rule, pid)) + rule.stale_after
+                       + HOUR)
+        return kept

@@ -315,10 +315,10 @@ class TimeInRange(_GlucoseRule[TirParams]):
 
     def evaluate(self, ctx: RuleContext[TirParams]) -> Finding | None:
         p = ctx.params
-        window = ctx.state.get(Kind.GLUCOSE).between(ctx.at - p.days * DAY, ctx.at - 1e-6)
-        if not window or window[0].t > ctx.at - (p.days - 1) * DAY:
+        first, values = ctx.state.get(Kind.GLUCOSE).window(ctx.at - p.days * DAY,
+                                                          ctx.at - 1e-6)
+        if first is None or first > ctx.at - (p.days - 1) * DAY:
             return None  # fewer than the window's days of data: not a summary yet
-        values = [s.value for s in window]
         coverage = 100 * len(values) * p.cgm_interval_minutes * MINUTE / (p.days * DAY)
         if coverage < p.min_coverage_pct:
             return None
