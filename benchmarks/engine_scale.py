@@ -13,7 +13,10 @@ settings. Printed, median over ``--runs``:
   simulated time as the cloud does;
 - tick idle: one tick with nothing due (the cloud ticks every 10 s), and a tick that finds
   every patient's weight overdue;
-- memory: bytes held per patient kind (tracemalloc), and a full garbage collection.
+- memory: bytes held per patient of each profile at steady state (``--memory-days`` of
+  readings, 14-day summaries full; tracemalloc over 20 patients of each), and the engine's
+  memory at N patients of the territory mix, extrapolated from them; a full garbage
+  collection at N.
 
 Nothing here touches the network: it measures the engine alone. ``benchmarks/pipeline.py``
 measures the whole chain.
@@ -112,8 +115,6 @@ def run(n: int, days: int, seed: int) -> dict[str, float]:
         engine.set_patient_settings(p.pid, settings_of(p))
     out["settings µs/patient"] = (time.perf_counter() - t0) / n * 1e6
 
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
     count, next_tick = 0, START
     t0 = time.perf_counter()
     for r in readings(patients, days, seed):
@@ -123,12 +124,8 @@ def run(n: int, days: int, seed: int) -> dict[str, float]:
         engine.evaluate(r)
         count += 1
     elapsed = time.perf_counter() - t0
-    held = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
     out["readings"] = count
     out["evaluate readings/s"] = count / elapsed
-    out["memory MB"] = held / 1e6
-    out["memory kB/patient"] = held / n / 1e3
 
     idle = []
     for _ in range(20):
@@ -148,13 +145,41 @@ def run(n: int, days: int, seed: int) -> dict[str, float]:
     return out
 
 
+def steady_memory(days: int, seed: int) -> dict[str, float]:
+    """Bytes held per patient of each profile after ``days`` of readings with an hourly
+    clock (tracemalloc, 20 patients of a profile in one engine)."""
+    out = {}
+    for profile in ("hf", "dm", "cgm"):
+        patients = [Patient(f"p-{i:06d}", profile) for i in range(20)]
+        engine = Engine()
+        for p in patients:
+            engine.set_patient_settings(p.pid, settings_of(p))
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        next_tick = START
+        for r in readings(patients, days, seed):
+            while r.measured_at >= next_tick:
+                engine.tick(next_tick)
+                next_tick += timedelta(hours=1)
+            engine.evaluate(r)
+        out[profile] = (tracemalloc.get_traced_memory()[0] - before) / len(patients)
+        tracemalloc.stop()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--patients", type=int, default=10_000, help="population (default 10,000)")
     ap.add_argument("--days", type=int, default=3, help="days of readings fed (default 3)")
     ap.add_argument("--runs", type=int, default=1, help="repetitions; medians are printed")
+    ap.add_argument("--memory-days", type=int, default=16,
+                    help="days fed for the steady-state memory figures (default 16)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    print(f"steady-state memory, {args.memory_days} days ...", file=sys.stderr, flush=True)
+    per = steady_memory(args.memory_days, args.seed)
+    mix = cohort(args.patients, args.seed)
+    total = sum(per[p.profile] for p in mix)
     results = []
     for i in range(args.runs):
         print(f"run {i + 1}/{args.runs}: {args.patients:,} patients, {args.days} days ...",
@@ -164,6 +189,9 @@ def main() -> None:
     for key in results[0]:
         value = statistics.median(r[key] for r in results)
         print(f"  {key:<22} {value:>12,.2f}")
+    for profile, held in per.items():
+        print(f"  memory kB/{profile + ' patient':<12} {held / 1e3:>12,.1f}")
+    print(f"  memory MB at N (mix)   {total / 1e6:>12,.1f}")
 
 
 if __name__ == "__main__":

@@ -469,7 +469,14 @@ class Ingest:
         with it, nor the tick a batch."""
         if self.clocked is None:
             return
-        self._next_tick = time.monotonic() + self._tick_s
+        try:
+            self._tick_once(self.clocked, now)
+        finally:
+            # counted from the end: a tick longer than the period does not start the next
+            # one at once, which would leave the batches no time (issue 12)
+            self._next_tick = time.monotonic() + self._tick_s
+
+    def _tick_once(self, clocked: Clocked, now: datetime) -> None:
         with self.sessions.begin() as session:
             if self._live is None:
                 self._live = LiveIndex(session)
@@ -477,7 +484,7 @@ class Ingest:
                 if self._profiles is None or self._profiles.engine is not self.evaluator:
                     self._profiles = ProfileSync(self.evaluator)  # a new engine: all of them
                 self._profiles(session)  # care-team edits since the last tick
-            self._count_opened(apply_signals(session, self.clocked.tick(now), self._live, now,
+            self._count_opened(apply_signals(session, clocked.tick(now), self._live, now,
                                              self.on_alert_change, self.lifecycle))
             tick_lifecycle(session, now, self.lifecycle, self.on_alert_change)
 
