@@ -18,7 +18,8 @@ console channel (on the cloud and on a gateway's local broker). What it adds to 
   dispatched to the handler(s) whose filter matches its topic (paho's topic matcher; a
   ``$share/<group>/`` prefix is matched without it). A handler that raises is logged.
 - **State to ask.** ``connected``, ``subscribed`` (every subscription of the last
-  connection granted), ``last_error``; hooks ``on_connect``, ``on_disconnect``.
+  connection granted), ``last_error``; hooks ``on_connect``, ``on_disconnect``,
+  ``on_subscribe`` (run on paho's thread).
 - **Errors** (module-level hierarchy)::
 
       MqttError            anything this layer reports
@@ -232,6 +233,7 @@ class MqttClient:
         self.last_error: str | None = None
         self.on_connect: Callable[[bool], None] | None = None  # session present
         self.on_disconnect: Callable[[int], None] | None = None  # reason code value
+        self.on_subscribe: Callable[[bool], None] | None = None  # all granted, at a connection
         self.paho = self._make(options, will)
 
     def _make(self, o: Options, will: Will | None) -> _Paho:
@@ -382,6 +384,8 @@ class MqttClient:
                       sorted(self._subscriptions), failed)
         else:
             self._subscribed = True
+        if self.on_subscribe is not None:
+            self.on_subscribe(not failed)
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, rc: ReasonCode,
                        props: Properties | None) -> None:
