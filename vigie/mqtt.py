@@ -434,6 +434,9 @@ class MqttClient:
         except ValueError as exc:  # topic, QoS or payload size
             delivery.cancel()
             raise PublishFailed(f"{topic}: {exc}") from exc
+        except BaseException:  # registered, never to be answered: no waiter left behind
+            delivery.cancel()
+            raise
         finally:
             local.register = None
         if delivery.mid is None:  # pragma: no cover - paho numbered it elsewhere

@@ -24,6 +24,7 @@ from vigie.mqtt import (
     MqttError,
     NotConnected,
     Options,
+    PublishFailed,
     PublishRefused,
     PublishTimeout,
     Tls,
@@ -222,8 +223,19 @@ def test_a_handler_that_raises_does_not_stop_the_client(broker: Mosquitto) -> No
         sub.stop()
 
 
+def test_a_message_paho_will_not_take_fails_at_once(broker: Mosquitto) -> None:
+    c = client(broker)
+    try:
+        with pytest.raises(PublishFailed):
+            c.publish("a/#", b"x")  # no wildcard in a topic name
+        assert c.pending() == 0
+        c.publish("a/b", b"x").wait(5)  # and the client goes on
+    finally:
+        c.stop()
+
+
 def test_errors_share_one_root() -> None:
-    for cls in (NotConnected, PublishRefused, PublishTimeout):
+    for cls in (NotConnected, PublishFailed, PublishRefused, PublishTimeout):
         assert issubclass(cls, MqttError)
     d = Delivery(None, "t")
     with pytest.raises(PublishTimeout):
