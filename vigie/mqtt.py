@@ -444,7 +444,7 @@ class MqttClient:
         if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
             return delivery
         delivery.cancel()
-        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+        if info.rc in (MQTTErrorCode.MQTT_ERR_NO_CONN, MQTTErrorCode.MQTT_ERR_CONN_LOST):
             raise NotConnected(f"not connected: message on {topic} left to paho's queue")
         raise PublishFailed(f"{topic}: {paho.error_string(info.rc)}")
 
