@@ -26,12 +26,13 @@ from cloud_api.api import ApiContext, create_app
 from cloud_api.db import make_engine, make_sessions
 from cloud_api.errors import CloudError, ConfigError, StoreUnavailable
 from cloud_api.influx import InfluxV1, InfluxV2, connect_store
-from cloud_api.ingest import Ingest, MqttTls
+from cloud_api.ingest import Ingest
 from cloud_api.queries import HistoryLoader
 from cloud_api.readiness import DEFAULT_MAX_LAG_S, Readiness
 from cloud_api.runtime import tune_gc
 from cloud_api.security import TokenIssuer, default_secret_path, load_secret
 from cloud_api.series import DAY_ZONE, day_zone
+from vigie.mqtt import Tls
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def build(s: CloudSettings) -> tuple[ApiContext, Ingest | None]:
     ingest = None
     if s.ingest:
         host, port = _host_port(s.mqtt)
-        tls = None if s.mqtt_ca is None else MqttTls(s.mqtt_ca, s.mqtt_cert, s.mqtt_key)
+        tls = None if s.mqtt_ca is None else Tls(s.mqtt_ca, s.mqtt_cert, s.mqtt_key)
         routing = _routing(s.notify_file)
         hooks: dict[str, Any] = {
             "lifecycle": _lifecycle(routing),

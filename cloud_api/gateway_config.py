@@ -21,9 +21,8 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import MQTTErrorCode
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,6 +33,7 @@ from vigie.contract import (
     devices_config_topic,
     now_utc,
 )
+from vigie.mqtt import Delivery, MqttError, PublishRefused
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +67,27 @@ def device_list(session: Session, gateway: str, version: int) -> GatewayDevices:
         DeviceAssignment(d.id, None if d.shared else d.patient_id, d.shared) for d in rows))
 
 
+class Publishes(Protocol):
+    """What ``ConfigPublisher`` needs of an MQTT client (``vigie.mqtt.MqttClient``)."""
+
+    def publish(self, topic: str, payload: bytes, qos: int = ...,
+                retain: bool = ...) -> Delivery: ...
+
+
 @dataclass
 class _InFlight:
     version: int
-    info: mqtt.MQTTMessageInfo
+    delivery: Delivery
     sent_at: float
 
 
 class ConfigPublisher:
-    """Publishes pending device lists on the worker's paho client; never blocks for long
+    """Publishes pending device lists on the worker's MQTT client; never blocks for long
     (one SQL query per ``POLL_S``, PUBACKs checked on the next steps)."""
 
-    def __init__(self, sessions: sessionmaker[Session], client: mqtt.Client,
-                 refused: set[int] | None = None) -> None:
+    def __init__(self, sessions: sessionmaker[Session], client: Publishes) -> None:
         self.sessions = sessions
         self.client = client
-        # mids the broker answered with a failure reason code (the client's on_publish)
-        self.refused: set[int] = set() if refused is None else refused
         self._inflight: dict[str, _InFlight] = {}
         self._hold: dict[str, float] = {}  # gateway -> not before (after a refusal)
         self._next_poll = 0.0
@@ -104,30 +108,37 @@ class ConfigPublisher:
                      if row.gateway_id not in self._inflight
                      and self._hold.get(row.gateway_id, 0.0) <= now]
         for devices in lists:
-            info = self.client.publish(devices_config_topic(devices.gateway_id),
-                                       devices.encode(), qos=1, retain=True)
-            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            try:
+                delivery = self.client.publish(devices_config_topic(devices.gateway_id),
+                                               devices.encode(), qos=1, retain=True)
+            except MqttError as exc:
                 log.warning("device list of %s not published (%s); will retry",
-                            devices.gateway_id, info.rc)
+                            devices.gateway_id, exc)
                 continue
-            self._inflight[devices.gateway_id] = _InFlight(devices.version, info, now)
+            self._inflight[devices.gateway_id] = _InFlight(devices.version, delivery, now)
 
     def _collect_acks(self, now: float) -> None:
         done: list[tuple[str, int]] = []
         for gateway, sent in list(self._inflight.items()):
-            if sent.info.is_published() and sent.info.mid in self.refused:
-                self.refused.discard(sent.info.mid)
-                del self._inflight[gateway]
+            ok = sent.delivery.ok
+            if ok is None:
+                if now - sent.sent_at > PUBACK_TIMEOUT_S:
+                    log.warning("no PUBACK for the device list of %s: will publish again",
+                                gateway)
+                    sent.delivery.cancel()
+                    del self._inflight[gateway]
+                continue
+            del self._inflight[gateway]
+            if ok:
+                done.append((gateway, sent.version))
+            elif isinstance(sent.delivery.error, PublishRefused):
                 self._hold[gateway] = now + PUBACK_TIMEOUT_S
                 log.error("the broker refused the device list of %s (version %d): will try "
                           "again in %.0f s (check the service's ACL)", gateway, sent.version,
                           PUBACK_TIMEOUT_S)
-            elif sent.info.is_published():
-                done.append((gateway, sent.version))
-                del self._inflight[gateway]
-            elif now - sent.sent_at > PUBACK_TIMEOUT_S:
-                log.warning("no PUBACK for the device list of %s: will publish again", gateway)
-                del self._inflight[gateway]
+            else:  # the connection was lost before the PUBACK: publish again once back
+                log.info("device list of %s unacknowledged (%s): will publish again",
+                         gateway, sent.delivery.error)
         if not done:
             return
         with self.sessions.begin() as session:

@@ -1,6 +1,7 @@
 """MQTT ingest: observation batches -> InfluxDB -> rules, acknowledged only after the write.
 
-paho runs its network loop in its own thread and hands messages over a queue; this worker takes
+The MQTT client (``vigie.mqtt``) runs paho's network loop in its own thread and hands messages
+over a queue; this worker takes
 what has arrived (up to ``max_messages``), validates every reading, writes the good ones to
 InfluxDB in one request, records stream gaps, quarantine and alerts in the relational store, and
 only then sends the PUBACKs (MQTT v5, manual acknowledgement, persistent session). A crash or an
@@ -24,11 +25,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Final
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,21 +58,11 @@ from vigie.contract import (
     gateway_from_topic,
     now_utc,
 )
+from vigie.mqtt import BadSettings, Message, MqttClient, Options, Tls
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 86400
-
-
-@dataclass(frozen=True)
-class MqttTls:
-    """Secure profile (docs/security.md): the CA that signed the broker, and this worker's
-    client certificate and key (``vigie pki init`` issues ``vigie-ingest-1``). In that
-    profile the broker names the session after the certificate, not ``client_id``."""
-
-    ca: str
-    cert: str | None = None
-    key: str | None = None
 
 
 @dataclass
@@ -126,10 +112,11 @@ class Ingest:
     def __init__(self, store: TimeSeriesStore, sessions: sessionmaker[Session],
                  evaluator: Evaluator, host: str, port: int, client_id: str = "vigie-ingest-1",
                  share_group: str | None = None, max_messages: int = 100,
-                 tls: MqttTls | None = None, clocked: Clocked | None = None,
+                 tls: Tls | None = None, clocked: Clocked | None = None,
                  tick_s: float = 10.0, lifecycle: LifecyclePolicy | None = None,
                  on_alert_change: AlertHook | None = None,
-                 publish_device_lists: bool = True) -> None:
+                 publish_device_lists: bool = True,
+                 subscriptions: Sequence[str] | None = None) -> None:
         self.lifecycle = lifecycle  # escalation and snooze expiry, on the tick (None: defaults)
         self.on_alert_change = on_alert_change  # notification outbox (None: no notifications)
         self.store = store
@@ -144,75 +131,55 @@ class Ingest:
         self.stats = IngestStats()
         self.latency = LatencyWindow()
         # messages from paho's thread, with the monotonic time each arrived (ingest lag)
-        self._queue: queue.Queue[tuple[float, mqtt.MQTTMessage]] = queue.Queue()
+        self._queue: queue.Queue[tuple[float, Message]] = queue.Queue()
         self._in_hand_since: float | None = None  # arrival of the oldest message in hand
-        prefix = f"$share/{share_group}/" if share_group else ""
-        self._subscriptions = [(prefix + OBSERVATIONS_SUBSCRIPTION, 1),
-                               (prefix + STATUS_SUBSCRIPTION, 1),
-                               (prefix + ALARMS_SUBSCRIPTION, 1)]
+        if subscriptions is None:
+            prefix = f"$share/{share_group}/" if share_group else ""
+            subscriptions = [prefix + OBSERVATIONS_SUBSCRIPTION, prefix + STATUS_SUBSCRIPTION,
+                             prefix + ALARMS_SUBSCRIPTION]
         self.client = self._make_client(client_id)
+        for topic_filter in subscriptions:
+            self.client.subscribe(topic_filter, self._on_message)
         self._live: LiveIndex | None = None
         self.registry = Registry()  # sites of gateways and patients (the authorise stage)
         self._current: Work | None = None  # the batch being processed (forgotten on failure)
         self._profiles: ProfileSync | None = None
         # device lists pushed to gateways (cloud_api.gateway_config): one worker only
-        self._refused_mids: set[int] = set()  # PUBACKs with a failure code (on_publish)
-        self.device_lists = (ConfigPublisher(sessions, self.client, self._refused_mids)
+        self.device_lists = (ConfigPublisher(sessions, self.client)
                              if publish_device_lists else None)
         # readings durable here, named to their gateways (cloud_api.stages.acknowledge)
-        self.confirmations = Confirmations(self.client, self._refused_mids)
+        self.confirmations = Confirmations(self.client)
 
-    def _make_client(self, client_id: str) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
-        client.reconnect_delay_set(1, 10)
-        if self.tls is not None:
-            try:
-                client.tls_set(ca_certs=self.tls.ca, certfile=self.tls.cert,
-                               keyfile=self.tls.key)
-            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                raise ConfigError(f"MQTT TLS files: {exc}") from exc
+    def _make_client(self, client_id: str) -> MqttClient:
+        """Persistent session (a week), manual acknowledgement, up to 1,000 messages in
+        flight towards this worker; in the secure profile the broker names the session after
+        the certificate (``vigie pki init`` issues ``vigie-ingest-1``), not ``client_id``."""
+        options = Options(host=self.host, port=self.port, client_id=client_id, keepalive=30,
+                          tls=self.tls, clean_start=False, session_expiry_s=SESSION_EXPIRY_S,
+                          receive_maximum=1000, manual_ack=True, reconnect_delay=(1, 10))
+        try:
+            client = MqttClient(options)
+        except BadSettings as exc:
+            raise ConfigError(str(exc)) from exc
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
-        client.on_publish = self._on_publish
         return client
 
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode,
-                    props: Properties | None) -> None:
-        # a device list or a stored confirmation the broker refused (its ACL): is_published()
-        # alone says "acknowledged". The PUBACK may come before the publisher has noted the
-        # mid, so every refused mid is kept for the publisher of that message to claim.
-        if rc.is_failure:
-            self._refused_mids.add(mid)
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
-                      codes: list[ReasonCode], props: Properties | None) -> None:
-        failed = [c for c in codes if c.is_failure]
-        if failed:
-            self.stats.last_error = f"subscription refused: {failed}"
-            log.error("broker refused ingest subscription: %s", failed)
-        else:
+    def _on_subscribe(self, granted: bool) -> None:
+        if granted:
             self.stats.subscribed = True
+        else:
+            self.stats.last_error = self.client.last_error
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
-                    props: Properties | None) -> None:
-        if rc.is_failure:
-            self.stats.last_error = f"broker refused connection: {rc}"
-            log.error("broker refused ingest connection: %s", rc)
-            return
+    def _on_connect(self, session_present: bool) -> None:
         self.stats.connected = True
-        client.subscribe(self._subscriptions)
         log.info("ingest connected to %s:%d", self.host, self.port)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
-                       props: Properties | None) -> None:
+    def _on_disconnect(self, reason: int) -> None:
         self.stats.connected = self.stats.subscribed = False
-        if rc.value != 0:
-            log.warning("ingest disconnected: %s", rc)
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, msg: Message) -> None:
         self._queue.put((time.monotonic(), msg))
 
     def lag_s(self) -> float:
@@ -226,16 +193,10 @@ class Ingest:
         return 0.0 if oldest is None else max(0.0, time.monotonic() - oldest)
     # -- running ------------------------------------------------------------------------
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
-        props.ReceiveMaximum = 1000
-        self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False,
-                                  properties=props)
-        self.client.loop_start()
+        self.client.start()
 
     def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.client.stop()
 
     def run(self, stop: threading.Event) -> None:
         """Process messages until ``stop`` is set (messages in hand stay unacknowledged).
@@ -277,7 +238,7 @@ class Ingest:
                     return
                 delay = min(delay * 2, 10.0)
 
-    def _process_isolating(self, messages: list[mqtt.MQTTMessage], stop: threading.Event,
+    def _process_isolating(self, messages: list[Message], stop: threading.Event,
                            done: set[int]) -> None:
         """``process`` the messages not yet ``done``; on an unexpected failure, the halves
         on their own, so that one message at fault is found in ``2 log2(n)`` tries and
@@ -312,7 +273,7 @@ class Ingest:
             self._process_isolating(todo[half:], stop, done)
             return
 
-    def _dead_letter(self, msg: mqtt.MQTTMessage, exc: Exception) -> None:
+    def _dead_letter(self, msg: Message, exc: Exception) -> None:
         """Quarantine a message whose handling failed on its own, then acknowledge it."""
         try:
             gateway: str | None = gateway_from_topic(msg.topic)
@@ -325,8 +286,7 @@ class Ingest:
         with self.sessions.begin() as session:
             session.add(row)
         self._count_refusals([row])
-        if msg.qos > 0:
-            self.client.ack(msg.mid, msg.qos)
+        self.client.ack(msg)
 
     def _publish_device_lists(self) -> None:
         if self.device_lists is None:
@@ -336,7 +296,7 @@ class Ingest:
         except SQLAlchemyError as exc:  # a locked database: next poll; never stop ingest
             log.warning("device lists not published this round: %s", exc)
 
-    def _take(self, timeout: float) -> list[tuple[float, mqtt.MQTTMessage]]:
+    def _take(self, timeout: float) -> list[tuple[float, Message]]:
         try:
             first = self._queue.get(timeout=timeout)
         except queue.Empty:
@@ -350,7 +310,7 @@ class Ingest:
         return batch
 
     # -- processing ---------------------------------------------------------------------
-    def process(self, messages: Sequence[mqtt.MQTTMessage], stop: threading.Event) -> bool:
+    def process(self, messages: Sequence[Message], stop: threading.Event) -> bool:
         """Decode, write, record, then acknowledge. False when stopped before the write."""
         work = Work()
         self._current = work
@@ -363,12 +323,11 @@ class Ingest:
         self._record(work)
         self._confirm(work)
         for msg in messages:
-            if msg.qos > 0:
-                self.client.ack(msg.mid, msg.qos)
+            self.client.ack(msg)
         self.stats.messages += len(messages)
         return True
 
-    def _classify(self, msg: mqtt.MQTTMessage, work: Work, now: datetime) -> None:
+    def _classify(self, msg: Message, work: Work, now: datetime) -> None:
         decode_message(msg.topic, bytes(msg.payload), now, work)
 
     def _confirm(self, work: Work) -> None:

@@ -38,9 +38,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -53,7 +50,7 @@ from cloud_api.alerts import LiveIndex, record_edge_alarms
 from cloud_api.db import make_engine, make_sessions
 from cloud_api.errors import ConfigError
 from cloud_api.influx import TimeSeriesStore
-from cloud_api.ingest import Ingest, MqttTls
+from cloud_api.ingest import Ingest
 from cloud_api.stages.acknowledge import stored_messages
 from cloud_api.stages.refusal import refusal
 from cloud_api.stages.work import Sited, Work
@@ -68,6 +65,7 @@ from vigie.contract import (
     loads_bounded,
     reading_from_json,
 )
+from vigie.mqtt import Delivery, Message, MqttError, PublishRefused, Tls
 
 log = logging.getLogger(__name__)
 
@@ -294,11 +292,15 @@ class IntakeWorker(_RetryRecord):
         work.alarms = []  # recorded by the shard that owns the patient, not here
         delay = 0.2
         while pending:
-            infos = {topic: self.client.publish(topic, payload, qos=1)
-                     for topic, payload in pending.items()}
+            deliveries: dict[str, Delivery] = {}
+            for topic, payload in pending.items():
+                try:
+                    deliveries[topic] = self.client.publish(topic, payload, qos=1)
+                except MqttError as exc:  # not connected, paho's queue full: resend
+                    log.warning("routed message to %s not published: %s", topic, exc)
             deadline = time.monotonic() + PUBACK_TIMEOUT_S
-            for topic, info in infos.items():
-                if self._acked(info, deadline):
+            for topic, delivery in deliveries.items():
+                if self._acked(delivery, deadline):
                     pending.pop(topic)
             if pending:
                 self.stats.last_error = f"{len(pending)} routed messages not acknowledged"
@@ -309,21 +311,20 @@ class IntakeWorker(_RetryRecord):
                 delay = min(delay * 2, 5.0)
         return True
 
-    def _acked(self, info: mqtt.MQTTMessageInfo, deadline: float) -> bool:
+    @staticmethod
+    def _acked(delivery: Delivery, deadline: float) -> bool:
         """True once the broker took the routed message. A PUBACK with a failure code (the
-        service's ACL) also makes ``is_published()`` true: such a message is not delivered,
-        so the gateway's message stays unacknowledged and is sent again, loudly."""
+        service's ACL) is not a delivery: the gateway's message stays unacknowledged and
+        is sent again, loudly."""
         try:
-            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
-        except (RuntimeError, ValueError):  # not connected, queue full: resend
+            delivery.wait(max(0.0, deadline - time.monotonic()))
+        except PublishRefused as exc:
+            log.error("the broker refused routed message %s (check the service's ACL on "
+                      "%s/#): the gateway's message stays unacknowledged (%s)", delivery.mid,
+                      SHARD_PREFIX, exc.reason)
             return False
-        if not info.is_published():
-            return False
-        if info.mid in self._refused_mids:  # on_publish runs before is_published turns true
-            self._refused_mids.discard(info.mid)
-            log.error("the broker refused routed message %d (check the service's ACL on "
-                      "%s/#): the gateway's message stays unacknowledged", info.mid,
-                      SHARD_PREFIX)
+        except MqttError as exc:  # no PUBACK in time, connection lost: resend
+            log.debug("routed message %s not acknowledged: %s", delivery.mid, exc)
             return False
         return True
 
@@ -338,14 +339,14 @@ class ShardWorker(_RetryRecord):
                  shards: int = DEFAULT_SHARDS, **kw: Any) -> None:
         self._engine_factory = engine_factory
         engine = engine_factory()
-        # the owner of shard 0 (exactly one process) pushes device lists to gateways
-        super().__init__(store, sessions, engine, host, port, clocked=engine,
-                         publish_device_lists=0 in owned, **kw)
         self.shards = check_count(shards)
         self.owned = tuple(owned)
+        self._shard_topics = frozenset(shard_topic(self.shards, s) for s in self.owned)
+        # the owner of shard 0 (exactly one process) pushes device lists to gateways;
         # status messages too: heartbeats feed the silence rules of every worker
-        self._subscriptions = [(shard_topic(self.shards, s), 1) for s in self.owned]
-        self._subscriptions.append((STATUS_SUBSCRIPTION, 1))
+        super().__init__(store, sessions, engine, host, port, clocked=engine,
+                         publish_device_lists=0 in owned,
+                         subscriptions=[*sorted(self._shard_topics), STATUS_SUBSCRIPTION], **kw)
         self.stats.extra.update(role="shard", shards=self.shards, owns=owns_text(self.owned))
         self._stop: threading.Event | None = None
 
@@ -353,8 +354,8 @@ class ShardWorker(_RetryRecord):
         self._stop = stop
         super().run(stop)
 
-    def _classify(self, msg: mqtt.MQTTMessage, work: Work, now: datetime) -> None:
-        if not msg.topic.startswith(SHARD_PREFIX + "/"):
+    def _classify(self, msg: Message, work: Work, now: datetime) -> None:
+        if msg.topic not in self._shard_topics:  # subscribed to: its own shards, statuses
             super()._classify(msg, work, now)  # a gateway status
             return
         try:
@@ -414,10 +415,9 @@ class ShardWorker(_RetryRecord):
         self.evaluator = engine
         self.clocked = engine
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
-                       props: Properties | None) -> None:
-        super()._on_disconnect(client, userdata, flags, rc, props)
-        if rc.value == _TAKEN_OVER:
+    def _on_disconnect(self, reason: int) -> None:
+        super()._on_disconnect(reason)
+        if reason == _TAKEN_OVER:
             log.error("another shard worker took over shards %s: stopping",
                       owns_text(self.owned))
             self.stats.last_error = "session taken over by another shard worker"
@@ -438,7 +438,7 @@ _DEFAULT_CLIENT_ID: Final = "vigie-ingest-1"  # CloudSettings' default: not a sh
 def scale_out_worker(role: str, store: TimeSeriesStore, db_url: str, host: str, port: int, *,
                      engine_factory: Callable[[], Engine], shards: int = DEFAULT_SHARDS,
                      owns: str | None = None, client_id: str = _DEFAULT_CLIENT_ID,
-                     share_group: str | None = None, tls: MqttTls | None = None,
+                     share_group: str | None = None, tls: Tls | None = None,
                      **hooks: Any) -> Ingest:
     """The worker of ``vigie cloud run --role intake|shard``; ``hooks`` are the alert
     lifecycle options of ``Ingest`` (the shard worker raises the alerts).

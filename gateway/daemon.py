@@ -1,9 +1,10 @@
 """``vigie gateway run``: sources -> intake (durable outbox) -> MQTT publisher.
 
-The publisher runs in its own thread (it owns the paho client); sources are asyncio tasks.
-SIGTERM/SIGINT stop the sources, give the publisher ``drain_timeout_s`` to empty the outbox,
-publish the retained "offline" status and exit. What the cloud has not confirmed stored yet
-stays in the outbox for the next start (``exit_when_done`` waits for it, too).
+The publisher runs in its own thread (it owns the MQTT client, ``vigie.mqtt``); sources
+are asyncio tasks. SIGTERM/SIGINT stop the sources, give the publisher ``drain_timeout_s``
+to empty the outbox, publish the retained "offline" status and exit. What the cloud has not
+confirmed stored yet stays in the outbox for the next start (``exit_when_done`` waits for
+it, too).
 """
 
 from __future__ import annotations

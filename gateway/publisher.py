@@ -1,9 +1,10 @@
 """MQTT publisher: outbox -> broker, QoS 1; a reading leaves the outbox when the cloud says so.
 
-One thread owns the paho client (paho-mqtt 2.x, MQTT v5): it connects with a persistent
-session and a retained last-will ("offline"), runs paho's network loop, publishes batches from
+One thread owns the MQTT client (``vigie.mqtt``, MQTT v5): it connects with a persistent
+session and a retained last-will ("offline"), runs the network loop, publishes batches from
 the outbox while fewer than ``max_inflight`` are unacknowledged, and marks a batch's rows sent
-when its PUBACK arrives. Callbacks run inside ``client.loop()`` on this same thread, so there is
+when its PUBACK arrives (a ``Delivery`` each; a refused one, or one whose connection was lost
+first, is sent again). Callbacks run inside ``client.loop()`` on this same thread, so there is
 no lock between paho and the pump. Reconnects back off exponentially with full jitter, so a
 fleet of gateways does not hammer a broker that just came back.
 
@@ -37,12 +38,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-
 from gateway.errors import OutboxError
 from gateway.outbox import Outbox, Pending, ResendPolicy
 from vigie.backoff import Backoff
@@ -56,6 +51,7 @@ from vigie.contract import (
     status_topic,
     stored_topic,
 )
+from vigie.mqtt import Delivery, Message, MqttClient, MqttError, NotConnected, Options, Tls, Will
 
 log = logging.getLogger(__name__)
 
@@ -115,19 +111,19 @@ class Publisher:
         self.stats = PublisherStats()
         self._topic = observations_topic(gateway_id)
         self._status_topic = status_topic(gateway_id)
-        self._inflight: dict[int, tuple[list[int], float]] = {}
+        self._inflight: dict[int, tuple[list[int], float]] = {}  # by message id
+        self._deliveries: dict[int, Delivery] = {}  # batches and feed messages in flight
         self._high_water = 0  # highest outbox row handed to paho
         self._retry: list[int] = []  # rows to publish again (refused or never acknowledged)
         self._retry_after = 0.0
-        self._acks: list[tuple[int, bool]] = []
+        # answers to publishes, by message id: None delivered, else why not (on this thread)
+        self._acks: list[tuple[int, MqttError | None]] = []
         self._connected = False
         self._last_heartbeat = 0.0
         self._backoff = Backoff(settings.backoff_min, settings.backoff_max)
-        self._connect_called = False
         self._feeds: list[Feed] = []
         self._feed_inflight: dict[int, tuple[Feed, str, float]] = {}
         self._feed_retry_after = 0.0
-        self._handlers: dict[str, Callable[[bytes], None]] = {}
         # wall clock of send times (kept in the outbox across restarts): time.time()
         self.clock: Callable[[], float] = time.time
         self._connected_at = 0.0  # clock() when the current connection began
@@ -143,9 +139,12 @@ class Publisher:
         self._feeds.append(feed)
 
     def subscribe(self, topic: str, handler: Callable[[bytes], None]) -> None:
-        """Subscribe to ``topic`` (no wildcards) at every connection; ``handler`` gets each
-        payload on the publisher's thread. Call before ``run``."""
-        self._handlers[topic] = handler
+        """Subscribe to ``topic`` at every connection; ``handler`` gets each payload on the
+        publisher's thread (one that raises is logged). Call before ``run``."""
+        def on_message(msg: Message) -> None:
+            handler(bytes(msg.payload))
+
+        self.client.subscribe(topic, on_message)
 
     def offline_for(self) -> float | None:
         """Seconds since the link to the broker was lost (or since start, before the first
@@ -153,23 +152,19 @@ class Publisher:
         since = self.offline_since
         return None if since is None else time.monotonic() - since
 
-    # -- paho ---------------------------------------------------------------------------
-    def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                             client_id=self.s.client_id or f"vigie-gw-{self.gateway_id}",
-                             protocol=mqtt.MQTTv5)
-        client.max_inflight_messages_set(self.s.max_inflight)
-        client.max_queued_messages_set(0)
-        client.connect_timeout = 5.0
-        if self.s.tls_ca is not None:
-            client.tls_set(ca_certs=self.s.tls_ca, certfile=self.s.tls_cert,
-                           keyfile=self.s.tls_key)
-        client.will_set(self._status_topic, self._status_payload("offline"), qos=1, retain=True)
+    # -- MQTT client -------------------------------------------------------------------
+    def _make_client(self) -> MqttClient:
+        s = self.s
+        tls = None if s.tls_ca is None else Tls(s.tls_ca, s.tls_cert, s.tls_key)
+        client_id = s.client_id or f"vigie-gw-{self.gateway_id}"
+        client = MqttClient(
+            Options(host=s.host, port=s.port, client_id=client_id,
+                    keepalive=s.keepalive, tls=tls, clean_start=False,
+                    session_expiry_s=SESSION_EXPIRY_S, max_inflight=s.max_inflight,
+                    max_queued=0, connect_timeout=5.0),
+            will=Will(self._status_topic, self._status_payload("offline"), qos=1, retain=True))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_message = self._on_message
-        client.on_subscribe = self._on_subscribe
         return client
 
     def _status_payload(self, state: str) -> bytes:
@@ -177,12 +172,7 @@ class Publisher:
                 "site": self.s.site}
         return json.dumps(body).encode()
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
-                    props: Properties | None) -> None:
-        if rc.is_failure:
-            self.stats.last_error = f"broker refused connection: {rc}"
-            log.error("broker refused connection: %s", rc)
-            return
+    def _on_connect(self, session_present: bool) -> None:
         self._connected = self.stats.connected = True
         self.offline_since = None
         self.stats.connects += 1
@@ -191,40 +181,36 @@ class Publisher:
         self._connected_at, self._next_sweep = self.clock(), 0.0
         self._backoff.reset()
         log.info("connected to broker %s:%d (session present: %s)", self.s.host, self.s.port,
-                 getattr(flags, "session_present", "?"))
+                 session_present)
         self._heartbeat(force=True)
-        if self._handlers:
-            client.subscribe([(topic, 1) for topic in self._handlers])
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
-                      codes: list[ReasonCode], props: Properties | None) -> None:
-        failed = [c for c in codes if c.is_failure]
-        if failed:
-            log.error("broker refused a subscription of %s: %s", sorted(self._handlers), failed)
+    def _on_disconnect(self, reason: int) -> None:
+        self._offline()
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        handler = self._handlers.get(msg.topic)
-        if handler is None:
-            log.warning("message on unexpected topic %s ignored", msg.topic)
-            return
-        try:
-            handler(bytes(msg.payload))
-        except Exception:  # a handler bug must never stop the readings flowing
-            log.exception("handling a message on %s failed", msg.topic)
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
-                       props: Properties | None) -> None:
+    def _offline(self) -> None:
         self._connected = self.stats.connected = False
         if self.offline_since is None:
             self.offline_since = time.monotonic()
-        if rc.value != 0:
-            log.warning("disconnected from broker: %s", rc)
 
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode,
-                    props: Properties | None) -> None:
-        self._acks.append((mid, not rc.is_failure))
-        if rc.is_failure:
-            log.error("broker refused batch (mid %d): %s", mid, rc)
+    def _track(self, delivery: Delivery) -> int:
+        """Note the answer to ``delivery`` in ``_acks`` when it comes; its message id."""
+        assert delivery.mid is not None
+        self._deliveries[delivery.mid] = delivery
+        delivery.add_done_callback(self._answered)
+        return delivery.mid
+
+    def _answered(self, delivery: Delivery) -> None:
+        assert delivery.mid is not None
+        if self._deliveries.pop(delivery.mid, None) is delivery:
+            self._acks.append((delivery.mid, delivery.error))
+            if delivery.error is not None and not isinstance(delivery.error, NotConnected):
+                log.error("broker refused a message (mid %d): %s", delivery.mid,
+                          delivery.error)
+
+    def _give_up(self, mid: int) -> None:
+        delivery = self._deliveries.pop(mid, None)
+        if delivery is not None:
+            delivery.cancel()
 
     # -- loop ---------------------------------------------------------------------------
     def run(self, stop: threading.Event, drain_timeout: float = 0.0) -> None:
@@ -258,20 +244,15 @@ class Publisher:
 
     def _connect_once(self, stop: threading.Event, drain_deadline: float | None) -> bool:
         try:
-            if not self._connect_called:
-                self._connect_called = True
-                props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-                props.SessionExpiryInterval = SESSION_EXPIRY_S
-                self.client.connect(self.s.host, self.s.port, keepalive=self.s.keepalive,
-                                    clean_start=False, properties=props)
-            else:
-                self.client.reconnect()
+            self.client.connect()
             deadline = time.monotonic() + 10
             while not self._connected and time.monotonic() < deadline:
-                if self.client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                if not self.client.loop(timeout=0.05):
                     break
             if self._connected:
                 return True
+            if self.client.last_error is not None:  # a CONNACK refusing us, say
+                self.stats.last_error = self.client.last_error
         except OSError as exc:
             self.stats.last_error = f"cannot reach broker: {exc}"
             log.warning("cannot reach broker %s:%d: %s", self.s.host, self.s.port, exc)
@@ -285,11 +266,9 @@ class Publisher:
         return False
 
     def _step(self) -> None:
-        rc = self.client.loop(timeout=0.02)
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._connected = self.stats.connected = False
-            if self.offline_since is None:
-                self.offline_since = time.monotonic()
+        if not self.client.loop(timeout=0.02):
+            self._offline()
+            self._handle_acks()  # what was in flight failed with the connection
             return
         self._handle_acks()
         self._expire_inflight()
@@ -299,16 +278,18 @@ class Publisher:
 
     def _handle_acks(self) -> None:
         acks, self._acks = self._acks, []
-        for mid, ok in acks:
+        for mid, error in acks:
             if mid in self._feed_inflight:
-                self._feed_acked(mid, ok)
+                self._feed_acked(mid, error)
                 continue
             entry = self._inflight.pop(mid, None)
             if entry is None:
                 continue  # released earlier on timeout; rows will be (or were) resent
             rows, _ = entry
-            if ok:
+            if error is None:
                 self._sent(rows)
+            elif isinstance(error, NotConnected):  # sent again once connected
+                self._retry.extend(rows)
             else:
                 self.stats.refused_batches += 1
                 self._retry.extend(rows)
@@ -346,6 +327,7 @@ class Publisher:
         limit = time.monotonic() - self.s.puback_timeout
         for mid in [m for m, (_, t) in self._inflight.items() if t < limit]:
             rows, _ = self._inflight.pop(mid)
+            self._give_up(mid)
             log.warning("no PUBACK for batch mid %d in %.0f s: will resend", mid,
                         self.s.puback_timeout)
             self._retry.extend(rows)
@@ -356,18 +338,25 @@ class Publisher:
         limit = time.monotonic() - self.s.puback_timeout
         for mid in [m for m, (_, _, t) in self._feed_inflight.items() if t < limit]:
             del self._feed_inflight[mid]  # no PUBACK in time: publish again below
+            self._give_up(mid)
         self._feed_retry_after = time.monotonic() + 0.2  # poll the feeds 5 times a second
         busy = {(id(f), k) for f, k, _ in self._feed_inflight.values()}
         for feed in self._feeds:
             for key, topic, payload in feed.pending():
                 if (id(feed), key) not in busy and self._connected:
-                    info = self.client.publish(topic, payload, qos=1)
-                    self._feed_inflight[info.mid] = (feed, key, time.monotonic())
+                    try:
+                        mid = self._track(self.client.publish(topic, payload, qos=1))
+                    except MqttError as exc:  # polled again in a moment
+                        log.warning("%s message not published: %s", type(feed).__name__, exc)
+                        return
+                    self._feed_inflight[mid] = (feed, key, time.monotonic())
 
-    def _feed_acked(self, mid: int, ok: bool) -> None:
+    def _feed_acked(self, mid: int, error: MqttError | None) -> None:
         feed, key, _ = self._feed_inflight.pop(mid)
-        if ok:
+        if error is None:
             feed.sent(key)
+        elif isinstance(error, NotConnected):
+            return  # published again once connected
         else:
             log.error("broker refused a %s message (mid %d)", type(feed).__name__, mid)
             self._feed_retry_after = time.monotonic() + 5.0
@@ -423,26 +412,41 @@ class Publisher:
                 return
             payload = Batch(self.gateway_id, now_utc(), tuple(p.body for p in batch),
                             site=self.s.site).encode()
-            info = self.client.publish(self._topic, payload, qos=1)
-            self._inflight[info.mid] = ([p.row for p in batch], time.monotonic())
+            rows = [p.row for p in batch]
+            try:
+                mid = self._track(self.client.publish(self._topic, payload, qos=1))
+            except MqttError as exc:  # not connected after all, or paho would not take it
+                log.warning("batch not published (%s): will send it again", exc)
+                self._retry.extend(rows)
+                return
+            self._inflight[mid] = (rows, time.monotonic())
             self.stats.published_batches += 1
 
     def _heartbeat(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last_heartbeat >= self.s.heartbeat_s:
             self._last_heartbeat = now
-            self.client.publish(self._status_topic, self._status_payload("online"), qos=1,
-                                retain=True)
+            try:  # retained: the next heartbeat says the same, no need to watch this one
+                self.client.publish(self._status_topic, self._status_payload("online"),
+                                    qos=1, retain=True)
+            except MqttError as exc:
+                log.info("status not published: %s", exc)
 
     def _close(self) -> None:
         if self._connected:
-            info = self.client.publish(self._status_topic, self._status_payload("offline"),
-                                       qos=1, retain=True)
+            try:
+                offline: Delivery | None = self.client.publish(
+                    self._status_topic, self._status_payload("offline"), qos=1, retain=True)
+            except MqttError as exc:
+                log.info("offline status not published: %s", exc)
+                offline = None
             deadline = time.monotonic() + 2
-            while not info.is_published() and time.monotonic() < deadline:
-                if self.client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            while offline is not None and not offline.done() \
+                    and time.monotonic() < deadline:
+                if not self.client.loop(timeout=0.05):
                     break
                 self._handle_acks()
+            if offline is not None:
+                offline.cancel()
             self.client.disconnect()
-            self.client.loop(timeout=0.1)
         self._connected = self.stats.connected = False

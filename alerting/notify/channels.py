@@ -1,5 +1,5 @@
 """The channels: adapters that confirm delivery, each translating its library's errors into
-``ChannelError`` (nothing from httpx, smtplib or paho escapes this module).
+``ChannelError`` (nothing from httpx, smtplib or MQTT escapes this module).
 
 Each renders the message in its route's ``language`` (``alerting.notify.message``).
 
@@ -8,29 +8,25 @@ Each renders the message in its route's ``language`` (``alerting.notify.message`
 - ``EmailChannel``: SMTP (STARTTLS and login when configured); confirmed when the server
   answers 250 to the end of DATA (``smtplib`` raises otherwise).
 - ``NurseConsoleChannel``: MQTT v5 publish at QoS 1, not retained, on the site's
-  ``nurse_console_topic``; confirmed by a successful PUBACK (``ConfirmedPublisher``, also used
-  by the gateway for alarms on site).
+  ``nurse_console_topic``; confirmed by a successful PUBACK (``ConfirmedPublisher`` over
+  ``vigie.mqtt``, also used by the gateway for alarms on site).
 """
 
 from __future__ import annotations
 
 import logging
 import smtplib
-import threading
 import time
 from collections.abc import Callable
 
 import httpx
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from alerting.notify.config import MqttSettings, Route, SmtpSettings
 from alerting.notify.errors import ChannelError
 from alerting.notify.message import Message
 from alerting.notify.signing import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from vigie.contract import ContractError, nurse_console_topic
+from vigie.mqtt import BadSettings, MqttClient, MqttError, Options, PublishRefused, Tls
 
 log = logging.getLogger(__name__)
 
@@ -95,89 +91,42 @@ class EmailChannel:
 
 
 class ConfirmedPublisher:
-    """A paho client (MQTT v5, own network thread) whose ``publish`` returns only once the
-    broker acknowledged (PUBACK with a success reason code), or raises ChannelError."""
+    """An MQTT client (``vigie.mqtt``, own network thread) whose ``publish`` returns only once
+    the broker acknowledged (PUBACK with a success reason code), or raises ChannelError."""
 
     def __init__(self, settings: MqttSettings, timeout: float = 10.0) -> None:
         self.s = settings
         self._timeout = timeout
-        self._cond = threading.Condition()
-        self._acks: dict[int, ReasonCode] = {}
-        self._abandoned: set[int] = set()
-        self._connected = False
-        self._started = False
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id,
-                                  protocol=mqtt.MQTTv5)
-        self.client.reconnect_delay_set(1, 30)
-        self.client.max_queued_messages_set(1)
-        if settings.tls_ca is not None:
-            self.client.tls_set(ca_certs=settings.tls_ca, certfile=settings.tls_cert,
-                                keyfile=settings.tls_key)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_publish = self._on_publish
+        tls = None if settings.tls_ca is None else Tls(settings.tls_ca, settings.tls_cert,
+                                                        settings.tls_key)
+        try:
+            self.client = MqttClient(Options(
+                host=settings.host, port=settings.port, client_id=settings.client_id,
+                keepalive=30, tls=tls, max_queued=1, reconnect_delay=(1, 30)))
+        except BadSettings as exc:
+            raise ChannelError("mqtt", str(exc), permanent=True) from exc
 
     @property
     def connected(self) -> bool:
-        return self._connected
-
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
-                    rc: ReasonCode, props: Properties | None) -> None:
-        with self._cond:
-            self._connected = not rc.is_failure
-            self._cond.notify_all()
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
-                       rc: ReasonCode, props: Properties | None) -> None:
-        with self._cond:
-            self._connected = False
-            self._cond.notify_all()
-
-    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, rc: ReasonCode,
-                    props: Properties | None) -> None:
-        with self._cond:
-            if mid in self._abandoned:
-                self._abandoned.discard(mid)
-                return
-            self._acks[mid] = rc
-            self._cond.notify_all()
-
-    def _ensure_started(self) -> None:
-        if not self._started:
-            self._started = True
-            self.client.connect_async(self.s.host, self.s.port, keepalive=30)
-            self.client.loop_start()
+        return self.client.connected
 
     def publish(self, topic: str, payload: bytes, timeout: float | None = None) -> None:
         timeout = self._timeout if timeout is None else timeout
-        self._ensure_started()
+        self.client.start()
         deadline = time.monotonic() + timeout
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._connected, timeout):
-                raise ChannelError("mqtt", f"broker {self.s.host}:{self.s.port} unreachable")
-        # not under our lock: paho calls on_publish holding its own message lock
-        info = self.client.publish(topic, payload, qos=1, retain=False)
-        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            raise ChannelError("mqtt", f"publish failed: {mqtt.error_string(info.rc)}")
-        with self._cond:
-            left = max(0.0, deadline - time.monotonic())
-            if not self._cond.wait_for(lambda: info.mid in self._acks, left):
-                self._abandoned.add(info.mid)  # a late PUBACK must not confirm another
-                raise ChannelError("mqtt", f"no PUBACK within {timeout:.0f} s")
-            rc = self._acks.pop(info.mid)
-        if rc.is_failure:
-            raise ChannelError("mqtt", f"broker refused the message: {rc}", permanent=True)
+        if not self.client.wait_connected(timeout):
+            raise ChannelError("mqtt", f"broker {self.s.host}:{self.s.port} unreachable")
+        try:
+            self.client.publish(topic, payload, qos=1, retain=False).wait(
+                max(0.0, deadline - time.monotonic()))
+        except PublishRefused as exc:
+            raise ChannelError("mqtt", f"broker refused the message: {exc.reason}",
+                               permanent=True) from exc
+        except MqttError as exc:  # not connected, no PUBACK in time, paho would not take it
+            raise ChannelError("mqtt", str(exc)) from exc
 
     def close(self) -> None:
-        if self._started:
-            self.client.disconnect()
-            self.client.loop_stop()
-            # paho keeps the wake-up socket pair of loop_start open until garbage collection
-            # (a ResourceWarning then); close it with the client's own (private) reset
-            reset = getattr(self.client, "_reset_sockets", None)
-            if callable(reset):
-                reset()
-            self._started = False
+        self.client.stop()
 
 
 class NurseConsoleChannel:

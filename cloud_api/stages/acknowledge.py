@@ -12,10 +12,10 @@ before a care team registered it are stored once it is.
 
 - ``stored_messages``: sans-I/O, the (topic, payload) of each gateway's message, ids in the
   order met, without repeats, in chunks of at most ``MAX_STORED_IDS``.
-- ``Confirmations``: publishes them on the worker's paho client, QoS 1, not retained. It never
-  raises: a message not sent is only logged, the gateway sends the reading again later and
-  the cloud's writes are idempotent. A PUBACK with a failure code (the broker's ACL) is
-  logged with the gateway it was for.
+- ``Confirmations``: publishes them on the worker's MQTT client (``vigie.mqtt``), QoS 1, not
+  retained. It never raises: a message not sent is only logged, the gateway sends the reading
+  again later and the cloud's writes are idempotent. A PUBACK with a failure code (the
+  broker's ACL) is logged with the gateway it was for.
 """
 
 from __future__ import annotations
@@ -25,9 +25,6 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Final, Protocol
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import MQTTErrorCode
 
 from cloud_api.db import Quarantine
 from cloud_api.stages.refusal import code_of
@@ -39,6 +36,7 @@ from vigie.contract import (
     is_reading_id,
     stored_topic,
 )
+from vigie.mqtt import Delivery, MqttError, NotConnected, PublishRefused
 
 log = logging.getLogger(__name__)
 
@@ -75,21 +73,18 @@ def stored_messages(readings: Iterable[Sited], quarantine: Iterable[Quarantine]
 
 
 class Publishes(Protocol):
-    """What ``Confirmations`` needs of a paho client."""
+    """What ``Confirmations`` needs of an MQTT client (``vigie.mqtt.MqttClient``)."""
 
     def publish(self, topic: str, payload: bytes, qos: int = ...,
-                retain: bool = ...) -> mqtt.MQTTMessageInfo: ...
+                retain: bool = ...) -> Delivery: ...
 
 
 class Confirmations:
-    """Publishes ``stored`` messages; ``refused`` is the set of message ids the client's
-    ``on_publish`` saw answered with a failure code (shared with other publishers on the same
-    client, each of which takes out only its own ids)."""
+    """Publishes ``stored`` messages and watches their PUBACKs, each by its own waiter."""
 
-    def __init__(self, client: Publishes, refused: set[int]) -> None:
+    def __init__(self, client: Publishes) -> None:
         self.client = client
-        self.refused = refused
-        self._watched: deque[tuple[mqtt.MQTTMessageInfo, str, float]] = deque()
+        self._watched: deque[tuple[Delivery, float]] = deque()
         self.published = 0  # messages handed to the client
         self.failed = 0  # messages the client would not take, or the broker refused
 
@@ -98,36 +93,32 @@ class Confirmations:
         self._collect()
         for topic, payload in messages:
             try:
-                info = self.client.publish(topic, payload, qos=1, retain=False)
-            except Exception as exc:  # never stop ingest for a confirmation
-                self._failed(topic, f"{type(exc).__name__}: {exc}")
+                delivery = self.client.publish(topic, payload, qos=1, retain=False)
+            except NotConnected:
+                # paho keeps a QoS 1 message and sends it once connected: not watched
+                self.published += 1
                 continue
-            # not connected: paho keeps a QoS 1 message and sends it once connected
-            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-                self._failed(topic, mqtt.error_string(info.rc))
+            except MqttError as exc:  # never stop ingest for a confirmation
+                self._failed(topic, str(exc))
                 continue
             self.published += 1
-            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                continue  # queued while disconnected: paho's is_published() raises for it
-            self._watched.append((info, topic, time.monotonic()))
+            self._watched.append((delivery, time.monotonic()))
             if len(self._watched) > MAX_WATCHED:
-                self._watched.popleft()
+                self._watched.popleft()[0].cancel()
 
     def _collect(self) -> None:
-        """Forget messages acknowledged or too old; log those the broker refused."""
+        """Forget messages answered or too old; log those the broker refused."""
         limit = time.monotonic() - PUBACK_WAIT_S
-        kept: deque[tuple[mqtt.MQTTMessageInfo, str, float]] = deque()
-        for info, topic, at in self._watched:
-            try:
-                published = info.is_published()
-            except (RuntimeError, ValueError):  # a publish that failed: nothing to watch
-                continue
-            if published:
-                if info.mid in self.refused:
-                    self.refused.discard(info.mid)
-                    self._failed(topic, "refused by the broker (check the service's ACL)")
-            elif at >= limit:
-                kept.append((info, topic, at))
+        kept: deque[tuple[Delivery, float]] = deque()
+        for delivery, at in self._watched:
+            if delivery.ok is None:
+                if at >= limit:
+                    kept.append((delivery, at))
+                else:
+                    delivery.cancel()
+            elif isinstance(delivery.error, PublishRefused):
+                self._failed(delivery.topic, "refused by the broker (check the service's ACL)")
+            # else delivered, or the connection was lost first: paho sends it again then
         self._watched = kept
 
     def _failed(self, topic: str, why: str) -> None:

@@ -8,13 +8,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import cast
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_api.stages.acknowledge import Confirmations, Publishes, stored_messages
 from cloud_api.stages.refusal import refusal
 from vigie.contract import MAX_STORED_IDS, Kind, Reading, decode_stored, stored_topic
+from vigie.mqtt import Delivery, MqttError, NotConnected, PublishFailed, PublishRefused
 
 T = datetime(2026, 11, 1, 10, tzinfo=UTC)
 
@@ -65,34 +66,34 @@ def test_long_lists_are_split_within_the_contract_bound() -> None:
         [MAX_STORED_IDS, MAX_STORED_IDS, 1]
 
 
-class FakePaho:
-    def __init__(self, fail: Exception | None = None,
-                 rc: MQTTErrorCode = MQTTErrorCode.MQTT_ERR_SUCCESS) -> None:
-        self.fail, self.rc = fail, rc
-        self.sent: list[mqtt.MQTTMessageInfo] = []
+class FakeClient:
+    """Stands in for ``vigie.mqtt.MqttClient``: each publish gets a ``Delivery`` the test
+    resolves as the client's ``on_publish`` would, or raises what the client would."""
+
+    def __init__(self, fail: MqttError | None = None) -> None:
+        self.fail = fail
+        self.sent: list[Delivery] = []
 
     def publish(self, topic: str, payload: bytes, qos: int = 0,
-                retain: bool = False) -> mqtt.MQTTMessageInfo:
-        """paho's own MQTTMessageInfo, with the rc paho would give it: its is_published()
-        raises for a failed or not-yet-connected publish, as the real client's does."""
+                retain: bool = False) -> Delivery:
         if self.fail is not None:
             raise self.fail
         assert qos == 1 and not retain
-        info = mqtt.MQTTMessageInfo(len(self.sent) + 1)
-        info.rc = self.rc
-        self.sent.append(info)
-        return info
+        delivery = Delivery(None, topic)
+        delivery.mid = len(self.sent) + 1
+        self.sent.append(delivery)
+        return delivery
 
 
 MESSAGES = stored_messages([(reading(1), None), (reading(2, "gw-b"), None)], [])
 
 
-@pytest.mark.parametrize("paho", [FakePaho(ValueError("Payload too large.")),
-                                  FakePaho(RuntimeError("boom")),
-                                  FakePaho(rc=MQTTErrorCode.MQTT_ERR_QUEUE_SIZE)])
-def test_a_publish_that_fails_is_logged_never_raised(paho: FakePaho,
+@pytest.mark.parametrize("paho", [FakeClient(PublishFailed("Payload too large.")),
+                                  FakeClient(MqttError("boom")),
+                                  FakeClient(PublishFailed("queue full"))])
+def test_a_publish_that_fails_is_logged_never_raised(paho: FakeClient,
                                                      caplog: pytest.LogCaptureFixture) -> None:
-    confirmations = Confirmations(cast(Publishes, paho), set())
+    confirmations = Confirmations(cast(Publishes, paho))
     with caplog.at_level(logging.ERROR):
         confirmations.send(MESSAGES)
     assert confirmations.failed == 2 and confirmations.published == 0
@@ -100,26 +101,35 @@ def test_a_publish_that_fails_is_logged_never_raised(paho: FakePaho,
 
 
 def test_not_connected_is_not_a_failure() -> None:
-    paho = FakePaho(rc=MQTTErrorCode.MQTT_ERR_NO_CONN)  # paho sends it once connected
-    confirmations = Confirmations(cast(Publishes, paho), set())
+    paho = FakeClient(NotConnected("offline"))  # paho sends it once connected
+    confirmations = Confirmations(cast(Publishes, paho))
     confirmations.send(MESSAGES)
-    # the next batch's send looks at the earlier messages: paho's is_published() raises
-    # for these (a broker restart made the cloud quarantine good batches as poison)
+    # the next batch's send looks at the earlier messages (a broker restart once made the
+    # cloud quarantine good batches as poison here)
     confirmations.send(MESSAGES)
     assert confirmations.published == 4 and confirmations.failed == 0
 
 
+def test_a_connection_lost_before_the_puback_is_not_a_failure() -> None:
+    paho = FakeClient()
+    confirmations = Confirmations(cast(Publishes, paho))
+    confirmations.send(MESSAGES)
+    for delivery in paho.sent:
+        delivery._resolve(NotConnected("lost"))  # what the client does on a disconnect
+    confirmations.send([])
+    assert confirmations.published == 2 and confirmations.failed == 0
+
+
 def test_a_refusal_by_the_broker_is_claimed_and_logged(caplog: pytest.LogCaptureFixture
                                                        ) -> None:
-    paho, refused = FakePaho(), {99}  # 99: another publisher's refused message
-    confirmations = Confirmations(cast(Publishes, paho), refused)
+    paho = FakeClient()
+    confirmations = Confirmations(cast(Publishes, paho))
     confirmations.send(MESSAGES)
-    for info in paho.sent:
-        info._set_as_published()  # what paho does on any PUBACK
-    refused.add(paho.sent[1].mid)  # the client's on_publish saw a failure reason code
+    not_authorized = ReasonCode(PacketTypes.PUBACK, identifier=0x87)
+    paho.sent[0]._resolve(None)  # PUBACK "Success"
+    paho.sent[1]._resolve(PublishRefused(paho.sent[1].topic, not_authorized))
     with caplog.at_level(logging.ERROR):
         confirmations.send([])
-    assert refused == {99}, "only its own ids are taken out"
     assert confirmations.failed == 1
     assert "gateways/gw-b/stored not published: refused by the broker" in caplog.text
     assert "gw-a" not in caplog.text

@@ -6,12 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from paho.mqtt.enums import MQTTErrorCode
-
 from cloud_api.db import GatewayConfig
 from cloud_api.gateway_config import ConfigPublisher
 from tests.cloud_api.api_kit import Api
 from vigie.contract import DeviceAssignment, GatewayDevices, decode_gateway_devices, now_utc
+from vigie.mqtt import Delivery
 
 
 def _versions(api: Api) -> dict[str, tuple[int, int]]:
@@ -62,23 +61,18 @@ def test_versions_only_grow_even_from_a_restored_database(api: Api) -> None:
 
 
 @dataclass
-class _Info:
-    mid: int = 0
-    rc: MQTTErrorCode = MQTTErrorCode.MQTT_ERR_SUCCESS
-    acked: bool = False
-
-    def is_published(self) -> bool:
-        return self.acked
-
-
-@dataclass
 class _Client:
-    sent: list[tuple[str, bytes, int, bool, _Info]] = field(default_factory=list)
+    """Stands in for ``vigie.mqtt.MqttClient``; a test resolves each ``Delivery`` as the
+    client's ``on_publish`` would."""
 
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> _Info:
-        info = _Info(mid=len(self.sent) + 1)
-        self.sent.append((topic, payload, qos, retain, info))
-        return info
+    sent: list[tuple[str, bytes, int, bool, Delivery]] = field(default_factory=list)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1,
+                retain: bool = False) -> Delivery:
+        delivery = Delivery(None, topic)
+        delivery.mid = len(self.sent) + 1
+        self.sent.append((topic, payload, qos, retain, delivery))
+        return delivery
 
 
 def _step(pub: ConfigPublisher, connected: bool = True) -> None:
@@ -92,7 +86,7 @@ def test_lists_are_published_and_marked_once_acknowledged(api: Api) -> None:
                           json={"gateway": "gw-alpha", "shared": True})
     assert resp.status_code == 200, resp.text
     client = _Client()
-    pub = ConfigPublisher(api.ctx.sessions, client)  # type: ignore[arg-type]
+    pub = ConfigPublisher(api.ctx.sessions, client)
     _step(pub, connected=False)
     assert client.sent == [], "nothing published while the broker is away"
     _step(pub)
@@ -104,7 +98,7 @@ def test_lists_are_published_and_marked_once_acknowledged(api: Api) -> None:
     assert decode_gateway_devices(payload, "gw-alpha") == GatewayDevices(
         "gw-alpha", v1, (DeviceAssignment(api.alpha.device, None, shared=True),))
     assert _versions(api) == {"gw-alpha": (v1, 0)}
-    info.acked = True
+    info._resolve(None)  # PUBACK Success
     _step(pub)
     assert _versions(api) == {"gw-alpha": (v1, v1)}
     _step(pub)
@@ -116,12 +110,12 @@ def test_a_change_made_meanwhile_is_published_after(api: Api) -> None:
     body: dict[str, Any] = {"gateway": "gw-alpha", "patient": "p-alpha-1"}
     api.client.put(f"/devices/{api.alpha.device}", headers=nurse, json=body)
     client = _Client()
-    pub = ConfigPublisher(api.ctx.sessions, client)  # type: ignore[arg-type]
+    pub = ConfigPublisher(api.ctx.sessions, client)
     _step(pub)
     (v1, _), = _versions(api).values()
     api.client.put(f"/devices/{api.alpha.device}", headers=nurse,
                    json={**body, "patient": None})
-    client.sent[0][4].acked = True
+    client.sent[0][4]._resolve(None)
     _step(pub)  # the first version acknowledged, the second published
     (v2, published), = _versions(api).values()
     assert v2 > v1 and published == v1

@@ -58,28 +58,27 @@ def test_routing_keeps_a_patient_on_one_shard_and_round_trips() -> None:
 
 
 def test_a_routed_message_the_broker_refused_is_not_taken_as_delivered() -> None:
-    """paho reports a PUBACK with a failure code (the ACL) as published: the intake must not
-    acknowledge the gateway's message for it, or the readings would be lost silently."""
+    """A PUBACK with a failure code (the ACL) is not a delivery: the intake must not
+    acknowledge the gateway's message for it, or the readings would be lost silently. (The
+    refusal itself, from a real broker, is in tests/vigie/test_mqtt.py.)"""
     import time
 
-    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
 
-    from cloud_api.db import make_engine, make_sessions
-    from cloud_api.influx import InfluxV1
     from cloud_api.sharding import IntakeWorker
+    from vigie.mqtt import Delivery, NotConnected, PublishRefused
 
-    engine = make_engine("sqlite://")
-    store = InfluxV1("http://127.0.0.1:9", "unused")  # never reached by this check
-    worker = IntakeWorker(store, make_sessions(engine), "127.0.0.1", 9)
-    refused, taken = mqtt.MQTTMessageInfo(7), mqtt.MQTTMessageInfo(8)
-    for info in (refused, taken):
-        info._set_as_published()  # what paho does on any PUBACK
-    worker._refused_mids.add(7)  # what Ingest._on_publish does for a failure code
+    refused, lost, taken = (Delivery(None, "vigie/v1/shards/4/1") for _ in range(3))
+    refused._resolve(PublishRefused(refused.topic, ReasonCode(PacketTypes.PUBACK,
+                                                              identifier=0x87)))
+    lost._resolve(NotConnected("connection lost before the PUBACK"))
+    taken._resolve(None)
     deadline = time.monotonic() + 1
-    assert worker._acked(refused, deadline) is False and 7 not in worker._refused_mids
-    assert worker._acked(taken, deadline) is True
-    store.close()
-    engine.dispose()
+    assert IntakeWorker._acked(refused, deadline) is False
+    assert IntakeWorker._acked(lost, deadline) is False
+    assert IntakeWorker._acked(taken, deadline) is True
+    assert IntakeWorker._acked(Delivery(None, "t"), time.monotonic()) is False, "no PUBACK"
 
 
 def test_a_routed_payload_nested_without_end_is_a_contract_error() -> None:

@@ -1,9 +1,9 @@
 """End-to-end acknowledgement on the gateway: a PUBACK marks readings sent, the cloud's
 ``stored`` message deletes them, and what stays unconfirmed is sent again on time.
 
-The publisher runs here without a network: a fake stands in for paho (it numbers each
-publish), PUBACKs are handed to the publisher as paho's callback would, and the wall clock
-is a test clock.
+The publisher runs here without a network: a fake stands in for the MQTT client (it numbers
+each publish), PUBACKs are handed to the publisher as the client's deliveries would, and the
+wall clock is a test clock.
 """
 
 from __future__ import annotations
@@ -11,21 +11,18 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import cast
 
-import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.errors import OutboxError, OutboxFull
 from gateway.outbox import Outbox, ResendPolicy
 from gateway.publisher import SWEEP_SPACING_S, Publisher, PublisherSettings
 from tests.gateway.test_outbox import draft
 from vigie.contract import encode_stored, stored_topic
+from vigie.mqtt import Delivery, MqttClient
 
 T0 = 1_800_000_000.0
 POLICY = ResendPolicy(timeout_s=600.0, max_s=3600.0, after_reconnect_s=5.0)
@@ -36,16 +33,13 @@ class FakePaho:
 
     def __init__(self) -> None:
         self.published: list[tuple[str, bytes, int]] = []
-        self.subscribed: list[str] = []
 
     def publish(self, topic: str, payload: bytes, qos: int = 0,
-                retain: bool = False) -> SimpleNamespace:
+                retain: bool = False) -> Delivery:
         self.published.append((topic, payload, len(self.published) + 1))
-        return SimpleNamespace(mid=len(self.published))
-
-    def subscribe(self, topics: list[tuple[str, int]]) -> tuple[int, int]:
-        self.subscribed += [t for t, _ in topics]
-        return 0, 1
+        delivery = Delivery(None, topic)
+        delivery.mid = len(self.published)
+        return delivery
 
 
 class Clock:
@@ -61,21 +55,22 @@ class Rig:
         self.box = Outbox(path)
         self.box.put([draft(i) for i in range(readings)])
         self.paho = FakePaho()
+        self.filters: list[str] = []
         self.clock = Clock()
         self.pub = self.publisher()
 
     def publisher(self) -> Publisher:
         pub = Publisher("gw", self.box, PublisherSettings(batch_size=2, resend=POLICY))
-        pub.client = cast(mqtt.Client, self.paho)
+        self.filters = pub.client.filters()
+        pub.client = cast(MqttClient, self.paho)
         pub.clock = self.clock
         self.connect(pub)
         return pub
 
     @staticmethod
     def connect(pub: Publisher) -> None:
-        """paho's on_connect for a CONNACK "Success"."""
-        success = ReasonCode(PacketTypes.CONNACK, "Success")
-        pub._on_connect(pub.client, None, SimpleNamespace(session_present=True), success, None)
+        """The client's on_connect for a CONNACK "Success"."""
+        pub._on_connect(True)
 
     def reconnect(self) -> None:
         self.pub._connected = False
@@ -87,7 +82,7 @@ class Rig:
         self.pub._pump()
         batches = [(p, mid) for t, p, mid in self.paho.published[start:]
                    if t.endswith("/observations")]
-        self.pub._acks += [(mid, True) for _, mid in batches]
+        self.pub._acks += [(mid, None) for _, mid in batches]
         self.pub._handle_acks()
         return [str(r["id"]) for p, _ in batches for r in json.loads(p)["readings"]]
 
@@ -106,7 +101,7 @@ def ids(*numbers: int) -> list[str]:
 
 
 def test_the_gateway_subscribes_to_its_own_stored_topic(rig: Rig) -> None:
-    assert rig.paho.subscribed == [stored_topic("gw")]
+    assert rig.filters == [stored_topic("gw")]
 
 
 def test_a_puback_keeps_readings_until_the_cloud_confirms_them(rig: Rig) -> None:
