@@ -29,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -507,12 +508,11 @@ class Ingest:
         for reading, _ in work.readings:
             per_device.setdefault((reading.gateway_id, reading.device_id), []).append(
                 reading.stream_seq)
-        for (gateway, device), seqs in per_device.items():
-            streams.record(session, gateway, device, seqs, now)
-        for gateway in {gateway for gateway, _ in per_device}:
-            row = session.get(Gateway, gateway)  # registered (authorise): never created here
-            if row is not None:
-                row.last_seen = now
+        streams.record_batch(session, per_device, now)  # one query, not one per device
+        gateways = sorted({gateway for gateway, _ in per_device})
+        if gateways:  # registered (authorise): never created here
+            session.execute(update(Gateway).where(Gateway.id.in_(gateways))
+                            .values(last_seen=now))
 
     @staticmethod
     def _record_pending(session: Session, work: Work, now: datetime) -> None:
