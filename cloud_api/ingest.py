@@ -494,10 +494,10 @@ class Ingest:
         assert self._live is not None
         if isinstance(self.evaluator, Prepares):
             self.evaluator.prepare([reading for reading, _ in work.readings])
-        for reading, _ in work.readings:  # authorised: patients of their gateway's site
-            self._count_opened(apply_signals(session, self.evaluator.evaluate(reading),
-                                             self._live, now, self.on_alert_change,
-                                             self.lifecycle))
+        # authorised: patients of their gateway's site; the batch's signals recorded at once
+        signals = [s for reading, _ in work.readings for s in self.evaluator.evaluate(reading)]
+        self._count_opened(apply_signals(session, signals, self._live, now,
+                                         self.on_alert_change, self.lifecycle))
 
     def _tick_due(self) -> bool:
         return self.clocked is not None and time.monotonic() >= self._next_tick
