@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Update, delete, func, select, update
+from sqlalchemy import CursorResult, Update, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.messages import (
@@ -371,8 +371,18 @@ def _expire_snoozes(session: Session, now: datetime) -> list[tuple[Alert, str]]:
 
 def _escalate(session: Session, now: datetime, policy: LifecyclePolicy
               ) -> list[tuple[Alert, str]]:
-    live = session.execute(select(Alert, AlertTimer).outerjoin(AlertTimer)
-                           .where(Alert.state.in_(UNACKNOWLEDGED)).order_by(Alert.id)).all()
+    # only the alerts due (the database picks them): every unacknowledged alert loaded on
+    # every tick made the tick's cost follow the alerts open, not the escalations due
+    due = [and_(Alert.severity == severity, AlertTimer.state_at <= now - wait)
+           for severity, wait in policy.escalate_after.items() if wait is not None]
+    if not due:
+        return []
+    live = session.execute(
+        select(Alert, AlertTimer).outerjoin(AlertTimer)
+        .where(Alert.state.in_(UNACKNOWLEDGED),
+               or_(AlertTimer.alert_id.is_(None),  # opened before timers existed
+                   and_(AlertTimer.escalation_level < policy.max_escalation, or_(*due))))
+        .order_by(Alert.id)).all()
     changes = []
     for alert, row in live:
         wait = policy.escalate_after.get(alert.severity)

@@ -302,3 +302,25 @@ def test_a_batch_of_signals_is_recorded_in_a_few_queries(store: Store) -> None:
     assert states[opened[0]] == ("open", ["open", "open"], [1, 2])  # upgraded: a line
     assert states[opened[1]] == ("resolved", ["open", "resolved"], [1, 2])
     assert states[opened[2]] == ("open", ["open"], [1])  # same severity, counted only
+
+
+def test_a_tick_loads_only_the_alerts_due_to_escalate(store: Store) -> None:
+    """200 unacknowledged warnings (4 hours) and one urgent (15 minutes): the tick at 20
+    minutes escalates the urgent one having loaded it alone, not every open alert."""
+    patients = [f"p-{i}" for i in range(200)]
+    with store.sessions.begin() as session:
+        for pid in patients:
+            register_patient(session, pid, "ehpad-1")
+    store.apply(*(signal(pid=p, severity=Severity.WARNING, reading=f"w-{p}") for p in patients))
+    [urgent] = store.apply(signal("hf.heart_rate", reading="r-u"))
+    loaded: list[int] = []
+
+    def _loaded(target: Alert, context: object) -> None:
+        loaded.append(target.id)
+
+    event.listen(Alert, "load", _loaded)
+    try:
+        assert store.tick(T0 + minutes(20)) == [(urgent, "escalated")]
+    finally:
+        event.remove(Alert, "load", _loaded)
+    assert loaded == [urgent]
