@@ -37,8 +37,9 @@ its batch is written, evaluated and recorded, just before the acknowledgement):
   batch claiming another site, a retained status whose outbox overflows 64 bits, random
   bytes, and 200-reading batches from a gateway nobody registered); compare the
   reading-to-alert figures with and without it.
-- ``--profile FILE``: the first cloud process's ingest thread under cProfile (stats saved to
-  FILE, top entries printed); its figures are not comparable with unprofiled runs.
+- ``--profile FILE``: the first run's ingest threads under cProfile, before the restart
+  (FILE) and after it (FILE.restart), top cumulative entries printed; the figures of a
+  profiled run do not compare with the others.
 
 Figures are medians over runs: the machine is shared.
 """
@@ -493,7 +494,8 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, float]:
             if args.profile and run == 0:
                 time.sleep(3)  # the profiled worker saves its statistics every 2 s
             cloud.stop()
-            cloud = Cloud(svc, db, log, None)
+            cloud = Cloud(svc, db, log, f"{args.profile}.restart" if args.profile and run == 0
+                          else None)
             out["restart_s"] = cloud.startup_s
             warm = [(e, pop.row(e, now, now)) for e in pop.one_each()]
 
@@ -509,12 +511,17 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, float]:
             out["warmup_s"] = time.monotonic() - t0
             out["rss_after_warmup_mb"] = cloud.rss_mb()
             load.close()
+            if args.profile and run == 0:
+                time.sleep(3)  # the profiled worker saves its statistics every 2 s
         finally:
             cloud.stop()
             store.close()
     if args.profile and run == 0:
-        stats = pstats.Stats(args.profile)
-        stats.sort_stats("cumulative").print_stats(args.profile_top)
+        for path, what in ((args.profile, "throughput and latency phases"),
+                           (f"{args.profile}.restart", "after the restart: the warm-up")):
+            print(f"\ningest thread, {what} ({path}):")
+            stats = pstats.Stats(path)
+            stats.sort_stats("cumulative").print_stats(args.profile_top)
     return out
 
 
