@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Update, delete, func, select, update
+from sqlalchemy import CursorResult, Update, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.messages import (
@@ -40,7 +40,15 @@ from alerting.messages import (
 )
 from alerting.rules import low_glucose_rules
 from alerting.seam import AlertSignal, Severity
-from cloud_api.db import Alert, AlertEvent, AlertEventText, AlertTimer, EdgeAlarm, NotifyEvent
+from cloud_api.db import (
+    Alert,
+    AlertEvent,
+    AlertEventText,
+    AlertTimer,
+    EdgeAlarm,
+    NotifyEvent,
+    Patient,
+)
 from vigie.contract import EdgeAlarm as EdgeAlarmNotice
 from vigie.contract import alarm_id, iso, now_utc
 
@@ -102,7 +110,11 @@ def _event(session: Session, alert: Alert, who: str, to_state: str, comment: str
            at: datetime | None = None, said: Said | None = None) -> None:
     """One history line; ``said`` (the system's words) gives its comment in English and keeps
     it in every language."""
-    seq = session.scalar(select(func.count()).where(AlertEvent.alert_id == alert.id)) or 0
+    seqs = _event_counts(session)
+    seq = seqs.get(alert.id)
+    if seq is None:
+        seq = session.scalar(select(func.count()).where(AlertEvent.alert_id == alert.id)) or 0
+    seqs[alert.id] = seq + 1
     if said is not None:
         messages = said.messages()
         comment = messages[DEFAULT_LANGUAGE]
@@ -110,6 +122,17 @@ def _event(session: Session, alert: Alert, who: str, to_state: str, comment: str
     session.add(AlertEvent(alert_id=alert.id, seq=seq + 1, at=at or now_utc(), who=who,
                            from_state=None if seq == 0 else alert.state, to_state=to_state,
                            comment=comment))
+
+
+_EVENT_COUNTS = "vigie.alert_event_counts"
+
+
+def _event_counts(session: Session) -> dict[int, int]:
+    """History lines per alert, as this session knows them (``_event`` adds every line):
+    kept in ``session.info`` so that a batch's alerts are counted in one query
+    (``_prefetch``), not one per line. Forgotten with the session."""
+    counts: dict[int, int] = session.info.setdefault(_EVENT_COUNTS, {})
+    return counts
 
 
 class LiveIndex:
@@ -125,6 +148,9 @@ class LiveIndex:
         rows = session.execute(select(Alert.patient_id, Alert.rule, Alert.id)
                                .where(Alert.state.in_(LIVE_STATES)))
         self._ids: dict[tuple[str, str], int] = {(p, r): i for p, r, i in rows}
+
+    def id_of(self, patient: str, rule: str) -> int | None:
+        return self._ids.get((patient, rule))
 
     def get(self, session: Session, patient: str, rule: str) -> Alert | None:
         alert_id = self._ids.get((patient, rule))
@@ -156,10 +182,54 @@ def _move(session: Session, alert: Alert, to_state: str, who: str, now: datetime
     timer(session, alert).state_at = now
 
 
-def _paged_on_site(session: Session, sig: AlertSignal) -> EdgeAlarm | None:
+CHUNK = 500  # ids per IN (...) query
+
+
+@dataclass
+class _Prefetched:
+    """What ``apply_signals`` needs of the rows its signals touch, read in a few queries:
+    held here, the objects stay in the session's identity map (it holds them weakly), so
+    ``session.get`` answers without a query."""
+
+    rows: list[object] = field(default_factory=list)
+    edges: dict[str, EdgeAlarm] = field(default_factory=dict)  # on-site alarms, by id
+
+
+def _prefetch(session: Session, signals: list[AlertSignal], live: LiveIndex,
+              patients: bool) -> _Prefetched:
+    """The live alerts the signals name, their timers and history line counts, the on-site
+    alarms of their readings and, with ``patients`` (for a notification hook: the
+    patient's site), their patients: a query of each per ``CHUNK``, whatever the number of
+    signals, instead of several per signal."""
+    out = _Prefetched()
+    if patients:
+        who = sorted({s.patient_id for s in signals if not s.clear})
+        for start in range(0, len(who), CHUNK):
+            out.rows.extend(session.scalars(select(Patient).where(
+                Patient.id.in_(who[start:start + CHUNK]))))
+    ids = sorted({i for s in signals if (i := live.id_of(s.patient_id, s.rule)) is not None})
+    counts = _event_counts(session)
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        out.rows.extend(session.scalars(select(Alert).where(Alert.id.in_(chunk))))
+        out.rows.extend(session.scalars(select(AlertTimer).where(AlertTimer.alert_id.in_(chunk))))
+        found = {i: n for i, n in session.execute(
+            select(AlertEvent.alert_id, func.count()).where(AlertEvent.alert_id.in_(chunk))
+            .group_by(AlertEvent.alert_id))}
+        for i in chunk:
+            counts.setdefault(i, found.get(i, 0))
+    edges = sorted({alarm_id(s.patient_id, s.rule, s.reading_id) for s in signals
+                    if not s.clear and s.reading_id is not None})
+    for start in range(0, len(edges), CHUNK):
+        out.edges.update((e.id, e) for e in session.scalars(
+            select(EdgeAlarm).where(EdgeAlarm.id.in_(edges[start:start + CHUNK]))))
+    return out
+
+
+def _paged_on_site(sig: AlertSignal, known: _Prefetched) -> EdgeAlarm | None:
     if sig.reading_id is None:
         return None
-    return session.get(EdgeAlarm, alarm_id(sig.patient_id, sig.rule, sig.reading_id))
+    return known.edges.get(alarm_id(sig.patient_id, sig.rule, sig.reading_id))
 
 
 def apply_signals(session: Session, signals: Iterable[AlertSignal], live: LiveIndex,
@@ -169,10 +239,15 @@ def apply_signals(session: Session, signals: Iterable[AlertSignal], live: LiveIn
 
     ``live`` must be updated only if the transaction commits: callers rebuild it on failure.
     ``on_change`` hears of every change worth a notification, in this transaction.
+    Give all of a batch's signals at once: the rows they touch are read in a few queries.
     """
     now = now or now_utc()
     policy = policy or DEFAULT_POLICY
     opened: list[Alert] = []
+    signals = list(signals)
+    if not signals:
+        return opened
+    known = _prefetch(session, signals, live, on_change is not None)
     for sig in signals:
         alert = live.get(session, sig.patient_id, sig.rule)
         if sig.clear:
@@ -191,7 +266,7 @@ def apply_signals(session: Session, signals: Iterable[AlertSignal], live: LiveIn
         else:
             change = None
         if change is not None:
-            edge = _paged_on_site(session, sig)
+            edge = _paged_on_site(sig, known)
             if edge is not None:  # the gateway already paged the site for this very reading
                 timer(session, alert).on_site_alarm = edge.id
             elif on_change is not None:
@@ -207,6 +282,7 @@ def _open(session: Session, sig: AlertSignal, now: datetime) -> Alert:
                   details=_with_text(None, sig.text))
     session.add(alert)
     session.flush()
+    _event_counts(session)[alert.id] = 0  # a new alert has no history yet: no query
     _event(session, alert, "system", "open", at=now,
            said=Said("history.raised", sig.text, sig.message))
     session.add(AlertTimer(alert_id=alert.id, state_at=now, escalation_level=0))
@@ -295,8 +371,18 @@ def _expire_snoozes(session: Session, now: datetime) -> list[tuple[Alert, str]]:
 
 def _escalate(session: Session, now: datetime, policy: LifecyclePolicy
               ) -> list[tuple[Alert, str]]:
-    live = session.execute(select(Alert, AlertTimer).outerjoin(AlertTimer)
-                           .where(Alert.state.in_(UNACKNOWLEDGED)).order_by(Alert.id)).all()
+    # only the alerts due (the database picks them): every unacknowledged alert loaded on
+    # every tick made the tick's cost follow the alerts open, not the escalations due
+    due = [and_(Alert.severity == severity, AlertTimer.state_at <= now - wait)
+           for severity, wait in policy.escalate_after.items() if wait is not None]
+    if not due:
+        return []
+    live = session.execute(
+        select(Alert, AlertTimer).outerjoin(AlertTimer)
+        .where(Alert.state.in_(UNACKNOWLEDGED),
+               or_(AlertTimer.alert_id.is_(None),  # opened before timers existed
+                   and_(AlertTimer.escalation_level < policy.max_escalation, or_(*due))))
+        .order_by(Alert.id)).all()
     changes = []
     for alert, row in live:
         wait = policy.escalate_after.get(alert.severity)

@@ -25,6 +25,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Final
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -459,10 +460,10 @@ class Ingest:
         assert self._live is not None
         if isinstance(self.evaluator, Prepares):
             self.evaluator.prepare([reading for reading, _ in work.readings])
-        for reading, _ in work.readings:  # authorised: patients of their gateway's site
-            self._count_opened(apply_signals(session, self.evaluator.evaluate(reading),
-                                             self._live, now, self.on_alert_change,
-                                             self.lifecycle))
+        # authorised: patients of their gateway's site; the batch's signals recorded at once
+        signals = [s for reading, _ in work.readings for s in self.evaluator.evaluate(reading)]
+        self._count_opened(apply_signals(session, signals, self._live, now,
+                                         self.on_alert_change, self.lifecycle))
 
     def _tick_due(self) -> bool:
         return self.clocked is not None and time.monotonic() >= self._next_tick
@@ -473,12 +474,11 @@ class Ingest:
         for reading, _ in work.readings:
             per_device.setdefault((reading.gateway_id, reading.device_id), []).append(
                 reading.stream_seq)
-        for (gateway, device), seqs in per_device.items():
-            streams.record(session, gateway, device, seqs, now)
-        for gateway in {gateway for gateway, _ in per_device}:
-            row = session.get(Gateway, gateway)  # registered (authorise): never created here
-            if row is not None:
-                row.last_seen = now
+        streams.record_batch(session, per_device, now)  # one query, not one per device
+        gateways = sorted({gateway for gateway, _ in per_device})
+        if gateways:  # registered (authorise): never created here
+            session.execute(update(Gateway).where(Gateway.id.in_(gateways))
+                            .values(last_seen=now))
 
     @staticmethod
     def _record_pending(session: Session, work: Work, now: datetime) -> None:

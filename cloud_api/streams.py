@@ -7,19 +7,39 @@ it. A resend of an already seen number changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from cloud_api.db import Gap, Stream
+
+CHUNK = 500  # streams per IN (...) query
+
+
+def record_batch(session: Session, seqs: Mapping[tuple[str, str], Iterable[int]],
+                 at: datetime) -> None:
+    """``record`` for every (gateway, device) of a batch, their rows read in one query per
+    ``CHUNK`` streams instead of one each."""
+    keys = list(seqs)
+    known: dict[tuple[str, str], Stream] = {}
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start:start + CHUNK]
+        known.update(((s.gateway_id, s.device_id), s) for s in session.scalars(
+            select(Stream).where(tuple_(Stream.gateway_id, Stream.device_id).in_(chunk))))
+    for key, numbers in seqs.items():
+        _record(session, key[0], key[1], known.get(key), numbers, at)
 
 
 def record(session: Session, gateway: str, device: str, seqs: Iterable[int], at: datetime
            ) -> None:
     """Account for the sequence numbers of one device seen in one batch."""
-    stream = session.get(Stream, (gateway, device))
+    _record(session, gateway, device, session.get(Stream, (gateway, device)), seqs, at)
+
+
+def _record(session: Session, gateway: str, device: str, stream: Stream | None,
+            seqs: Iterable[int], at: datetime) -> None:
     if stream is None:
         stream = Stream(gateway_id=gateway, device_id=device, high_seq=0, last_seen=at)
         session.add(stream)

@@ -7,12 +7,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.db import CareSite, Gateway, Patient, make_engine, make_sessions
 from cloud_api.stages.authorise import Registry, authorise
 from cloud_api.stages.refusal import code_of
 from cloud_api.stages.work import Work
+from cloud_api.tenancy import register_patients
 from tests.alerting.alerting_kit import reading
 from vigie.contract import EdgeAlarm, Kind
 
@@ -106,3 +108,24 @@ def test_the_cache_is_bounded_whatever_ids_arrive(sessions: sessionmaker[Session
         work = _work(*[("gw-1", f"p-{chunk}-{i}", None) for i in range(30)])
         _run(sessions, work, registry)
         assert len(registry._patients) <= 50
+
+
+def test_a_batch_of_new_patients_is_resolved_in_a_few_queries(
+        sessions: sessionmaker[Session]) -> None:
+    """2,000 patients never met: one query for the gateway and one per 500 patients, not a
+    session or a query per patient; the same patients again: none (the cache)."""
+    with sessions.begin() as s:
+        register_patients(s, [f"p-new-{i}" for i in range(2000)], "home-1")
+    selects: list[str] = []
+
+    @event.listens_for(sessions.kw["bind"], "before_cursor_execute")
+    def _count(conn: object, cursor: object, statement: str, *_: object) -> None:
+        selects.append(statement)
+
+    registry = Registry()
+    batch = [("gw-1", f"p-new-{i}", None) for i in range(2000)]
+    work = _run(sessions, _work(*batch), registry)
+    assert len(work.readings) == 2000 and not work.quarantine
+    assert len(selects) == 1 + 4
+    _run(sessions, _work(*batch), registry)
+    assert len(selects) == 5
