@@ -1,5 +1,9 @@
 """Relational state of the cloud side (SQLAlchemy 2; SQLite by default, PostgreSQL by URL).
 
+The same code runs on both: no dialect-specific statement outside ``make_engine`` and
+``cloud_api.migrations``. The schema is made and changed by migrations only
+(``cloud_api/migrations/versions``): a change to a model here needs a revision there.
+
 Time series live in InfluxDB; this holds what has identity and a lifecycle: gateways and
 their status, device streams and their gaps, quarantined payloads, alerts and their history,
 and the security state: care sites, users (and refresh tokens), patients (pseudonymous id
@@ -337,7 +341,10 @@ class GatewayConfig(Base):
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, migrate: bool = True) -> Engine:
+    """An engine on ``url`` (``sqlite:///FILE``, ``postgresql+psycopg://...``), its database
+    migrated to the newest schema first (``cloud_api.migrations``) unless ``migrate`` is
+    false."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
@@ -349,7 +356,10 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
-    Base.metadata.create_all(engine)
+    if migrate:
+        from cloud_api.migrations import upgrade
+
+        upgrade(engine)
     return engine
 
 
