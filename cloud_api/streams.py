@@ -19,7 +19,9 @@ from cloud_api.db import Gap, Stream
 def record(session: Session, gateway: str, device: str, seqs: Iterable[int], at: datetime
            ) -> None:
     """Account for the sequence numbers of one device seen in one batch."""
-    stream = session.get(Stream, (gateway, device))
+    # the row locked (PostgreSQL; SQLite serializes writers anyway): two batches of one device
+    # from two intake workers apply one after the other, or a false gap could be reported
+    stream = session.get(Stream, (gateway, device), with_for_update=True)
     if stream is None:
         stream = Stream(gateway_id=gateway, device_id=device, high_seq=0, last_seen=at)
         session.add(stream)
