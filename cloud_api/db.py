@@ -29,7 +29,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker, validates
 from sqlalchemy.types import TypeDecorator
 
 
@@ -99,7 +99,19 @@ class Gap(Base):
     detected_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+def storable(value: str | None, limit: int | None) -> str | None:
+    """Untrusted text as every backend stores it: PostgreSQL's text holds no NUL character
+    (SQLite's does), and its VARCHAR(n) refuses a longer value (SQLite's keeps it)."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "\ufffd")
+    return value if limit is None else value[:limit]
+
+
 class Quarantine(Base):
+    """What was refused, kept as sent (within the column sizes): anything an attacker
+    chose, hence ``storable``."""
+
     __tablename__ = "quarantine"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
@@ -108,6 +120,10 @@ class Quarantine(Base):
     reading_id: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)  # the offending reading or message (truncated)
+
+    @validates("topic", "gateway_id", "reading_id", "reason", "payload")
+    def _storable(self, key: str, value: str | None) -> str | None:
+        return storable(value, getattr(self.__table__.c[key].type, "length", None))
 
 
 class Alert(Base):
