@@ -87,3 +87,4 @@ def test_the_cloud_gives_its_engine_the_batched_loader(
     assert ingest.stats.readings_stored == 150
     ctx.store.close()
     ctx.sessions.kw["bind"].dispose()
+    ingest.sessions.kw["bind"].dispose()  # a scale-out worker's engine is its own
