@@ -193,6 +193,7 @@ def test_the_cloud_builds_its_api_with_the_configured_zone(
     svc, _ = influx
     ctx, ingest = build(CloudSettings(influx_url=svc.influx.url, influx_db="localdays",
                                       db_url=database_url(tmp_path),
+                                      secret_file=str(tmp_path / "api-secret"),
                                       ingest=False, day_zone="America/Cayenne"))
     assert ingest is None and ctx.day_zone == CAYENNE
     ctx.store.close()

@@ -219,7 +219,8 @@ def test_a_message_whose_handling_fails_is_quarantined_alone(services: Services,
     and the two others are stored and page."""
     ctx, ingest = build(CloudSettings(mqtt=services.mqtt, influx_url=services.influx.url,
                                       influx_db="poison",
-                                      db_url=database_url(tmp_path)))
+                                      db_url=database_url(tmp_path),
+                                      secret_file=str(tmp_path / "api-secret")))
     assert isinstance(ingest, Ingest) and isinstance(ingest.evaluator, Engine)
     register(database_url(tmp_path), "gw-p", "p-1", "p-poison", "p-2")
     ingest.evaluator = Exploding(ingest.evaluator)

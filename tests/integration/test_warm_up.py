@@ -76,7 +76,8 @@ def test_the_cloud_gives_its_engine_the_batched_loader(
     asked for a prefetch: one query per patient."""
     ctx, ingest = build(CloudSettings(mqtt=services.mqtt, influx_url=services.influx.url,
                                       influx_db="warmup_app", role=role,
-                                      db_url=database_url(tmp_path)))
+                                      db_url=database_url(tmp_path),
+                                      secret_file=str(tmp_path / "api-secret")))
     assert ingest is not None and isinstance(ingest.evaluator, Engine)
     batch = [reading(Kind.GLUCOSE, 110.0, NOW, pid=f"p-{role}-{i}") for i in range(150)]
     ctx.store.write([to_line(r, "site-1") for r in batch])
