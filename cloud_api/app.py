@@ -10,6 +10,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from cloud_api.db import make_engine, make_sessions
 from cloud_api.errors import CloudError, ConfigError, StoreUnavailable
 from cloud_api.influx import InfluxV1, InfluxV2, connect_store
 from cloud_api.ingest import Ingest
+from cloud_api.leadership import Leadership, applies
 from cloud_api.queries import HistoryLoader
 from cloud_api.readiness import DEFAULT_MAX_LAG_S, Readiness
 from cloud_api.runtime import tune_gc
@@ -171,6 +173,71 @@ def _dispatcher(s: CloudSettings, ctx: ApiContext) -> Dispatcher | None:
     return None if routing is None else notifications.make_dispatcher(routing, ctx.sessions)
 
 
+def _needs_leadership(s: CloudSettings) -> bool:
+    """One ``--role all`` worker of a PostgreSQL database ingests at a time, the others stand
+    by (``cloud_api.leadership``); a shared subscription or a scale-out role spreads the work
+    instead, and SQLite is one machine's."""
+    return s.ingest and s.role == "all" and s.share_group is None and applies(s.db_url)
+
+
+class _Work:
+    """The ingest worker and the notification sender of this process, started together."""
+
+    def __init__(self, s: CloudSettings, ctx: ApiContext, ingest: Ingest | None,
+                 dispatcher: Dispatcher | None, stop: threading.Event) -> None:
+        self.s, self.ctx, self.ingest, self.dispatcher, self.stop = s, ctx, ingest, dispatcher, stop
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        if self.ingest is not None:
+            worker = threading.Thread(target=self.ingest.run, args=(self.stop,), name="ingest",
+                                      daemon=True)
+            worker.start()
+            self.threads.append(worker)
+            self.ctx.readiness = Readiness(self.ctx.store, self.ingest, worker,
+                                           max_lag_s=self.s.ready_max_lag_s)
+        if self.dispatcher is not None:  # notifications enqueued by alert changes, retried
+            notifier = threading.Thread(target=self.dispatcher.run, args=(self.stop,),
+                                        name="notify", daemon=True)
+            notifier.start()
+            self.threads.append(notifier)
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(timeout=15)
+
+
+def _standby(s: CloudSettings, ctx: ApiContext, work: _Work, stop: threading.Event,
+             on_lost: Callable[[], None]) -> threading.Thread:
+    """Start the work once this process holds the ingest lock; ``on_lost`` if it loses it."""
+    leader = Leadership(s.db_url)
+    ctx.readiness = Readiness(ctx.store, None, max_lag_s=s.ready_max_lag_s)  # API only
+    status = ctx.ingest_status
+
+    def with_role() -> dict[str, Any]:
+        role = "active" if leader.held.is_set() else "standby"
+        return {**(status() if status else {}), "leadership": role}
+
+    ctx.ingest_status = with_role
+
+    def lead() -> None:
+        try:
+            if not leader.acquire(stop):
+                return
+            work.start()
+            if not leader.watch(stop):
+                on_lost()
+        finally:
+            leader.release()
+
+    thread = threading.Thread(target=lead, name="leadership", daemon=True)
+    thread.start()
+    return thread
+
+
+EXIT_LEADERSHIP_LOST = 3
+
+
 def run_cloud(s: CloudSettings) -> int:
     try:
         ctx, ingest = build(s)
@@ -180,21 +247,26 @@ def run_cloud(s: CloudSettings) -> int:
         return 2
     tune_gc()  # full collections made the p99 reading-to-alert latency (cloud_api.runtime)
     stop = threading.Event()
-    worker = None
-    if ingest is not None:
-        worker = threading.Thread(target=ingest.run, args=(stop,), name="ingest", daemon=True)
-        worker.start()
-        ctx.readiness = Readiness(ctx.store, ingest, worker, max_lag_s=s.ready_max_lag_s)
-    notifier = None
-    if dispatcher is not None:  # notifications enqueued by alert changes, sent with retries
-        notifier = threading.Thread(target=dispatcher.run, args=(stop,), name="notify",
-                                    daemon=True)
-        notifier.start()
+    lost = threading.Event()
+    server: uvicorn.Server | None = None
+    if s.api_port:
+        config = uvicorn.Config(create_app(ctx), host=s.api_host, port=s.api_port,
+                                log_level="warning", lifespan="off")
+        server = uvicorn.Server(config)
+
+    def on_lost() -> None:  # stop everything: the supervisor restarts this as a standby
+        lost.set()
+        stop.set()
+        if server is not None:
+            server.should_exit = True
+
+    work = _Work(s, ctx, ingest, dispatcher, stop)
+    leadership = _standby(s, ctx, work, stop, on_lost) if _needs_leadership(s) else None
+    if leadership is None:
+        work.start()
     try:
-        if s.api_port:
-            config = uvicorn.Config(create_app(ctx), host=s.api_host, port=s.api_port,
-                                    log_level="warning", lifespan="off")
-            uvicorn.Server(config).run()  # returns on SIGINT/SIGTERM
+        if server is not None:
+            server.run()  # returns on SIGINT/SIGTERM
         else:
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             while not stop.is_set():
@@ -203,9 +275,8 @@ def run_cloud(s: CloudSettings) -> int:
         pass
     finally:
         stop.set()
-        if worker is not None:
-            worker.join(timeout=15)
-        if notifier is not None:
-            notifier.join(timeout=15)
+        if leadership is not None:  # first: it may be starting the work
+            leadership.join(timeout=15)
+        work.join()
         ctx.store.close()
-    return 0
+    return EXIT_LEADERSHIP_LOST if lost.is_set() else 0

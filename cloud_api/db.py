@@ -1,5 +1,9 @@
 """Relational state of the cloud side (SQLAlchemy 2; SQLite by default, PostgreSQL by URL).
 
+The same code runs on both: no dialect-specific statement outside ``make_engine`` and
+``cloud_api.migrations``. The schema is made and changed by migrations only
+(``cloud_api/migrations/versions``): a change to a model here needs a revision there.
+
 Time series live in InfluxDB; this holds what has identity and a lifecycle: gateways and
 their status, device streams and their gaps, quarantined payloads, alerts and their history,
 and the security state: care sites, users (and refresh tokens), patients (pseudonymous id
@@ -25,7 +29,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker, validates
 from sqlalchemy.types import TypeDecorator
 
 
@@ -95,7 +99,19 @@ class Gap(Base):
     detected_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+def storable(value: str | None, limit: int | None) -> str | None:
+    """Untrusted text as every backend stores it: PostgreSQL's text holds no NUL character
+    (SQLite's does), and its VARCHAR(n) refuses a longer value (SQLite's keeps it)."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "\ufffd")
+    return value if limit is None else value[:limit]
+
+
 class Quarantine(Base):
+    """What was refused, kept as sent (within the column sizes): anything an attacker
+    chose, hence ``storable``."""
+
     __tablename__ = "quarantine"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
@@ -104,6 +120,10 @@ class Quarantine(Base):
     reading_id: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)  # the offending reading or message (truncated)
+
+    @validates("topic", "gateway_id", "reading_id", "reason", "payload")
+    def _storable(self, key: str, value: str | None) -> str | None:
+        return storable(value, getattr(self.__table__.c[key].type, "length", None))
 
 
 class Alert(Base):
@@ -337,7 +357,10 @@ class GatewayConfig(Base):
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, migrate: bool = True) -> Engine:
+    """An engine on ``url`` (``sqlite:///FILE``, ``postgresql+psycopg://...``), its database
+    migrated to the newest schema first (``cloud_api.migrations``) unless ``migrate`` is
+    false."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
@@ -349,7 +372,10 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
-    Base.metadata.create_all(engine)
+    if migrate:
+        from cloud_api.migrations import upgrade
+
+        upgrade(engine)
     return engine
 
 

@@ -22,12 +22,15 @@ def record_batch(session: Session, seqs: Mapping[tuple[str, str], Iterable[int]]
                  at: datetime) -> None:
     """``record`` for every (gateway, device) of a batch, their rows read in one query per
     ``CHUNK`` streams instead of one each."""
-    keys = list(seqs)
+    keys = sorted(seqs)
     known: dict[tuple[str, str], Stream] = {}
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start:start + CHUNK]
+        # rows locked as ``record`` locks them, in key order so that two workers cannot
+        # deadlock on each other's rows (PostgreSQL; SQLite has one writer anyway)
         known.update(((s.gateway_id, s.device_id), s) for s in session.scalars(
-            select(Stream).where(tuple_(Stream.gateway_id, Stream.device_id).in_(chunk))))
+            select(Stream).where(tuple_(Stream.gateway_id, Stream.device_id).in_(chunk))
+            .order_by(Stream.gateway_id, Stream.device_id).with_for_update()))
     for key, numbers in seqs.items():
         _record(session, key[0], key[1], known.get(key), numbers, at)
 
@@ -35,7 +38,10 @@ def record_batch(session: Session, seqs: Mapping[tuple[str, str], Iterable[int]]
 def record(session: Session, gateway: str, device: str, seqs: Iterable[int], at: datetime
            ) -> None:
     """Account for the sequence numbers of one device seen in one batch."""
-    _record(session, gateway, device, session.get(Stream, (gateway, device)), seqs, at)
+    # the row locked (PostgreSQL; SQLite serializes writers anyway): two batches of one device
+    # from two intake workers apply one after the other, or a false gap could be reported
+    stream = session.get(Stream, (gateway, device), with_for_update=True)
+    _record(session, gateway, device, stream, seqs, at)
 
 
 def _record(session: Session, gateway: str, device: str, stream: Stream | None,

@@ -27,6 +27,8 @@ from cloud_api.db import make_engine, make_sessions
 from cloud_api.errors import CloudError
 from cloud_api.influx import InfluxV1
 from cloud_api.queries import stored_ids
+from tests import dbkit
+from tests.dbkit import database_url
 from vigie.services import Services, free_port
 
 VIGIE = [sys.executable, "-m", "vigie"]
@@ -36,9 +38,11 @@ ADMIN, ADMIN_PASSWORD = "it-admin", "integration tests only"
 def add_user(db_url: str, username: str, password: str, role: str, *sites: str) -> None:
     """Create an API user straight in the cloud's relational store (as ``vigie users add``)."""
     engine = make_engine(db_url)
-    with make_sessions(engine).begin() as session:
-        accounts.add_user(session, username, password, role, sites, create_sites=True)
-    engine.dispose()
+    try:
+        with make_sessions(engine).begin() as session:
+            accounts.add_user(session, username, password, role, sites, create_sites=True)
+    finally:  # also when the user exists (a second cloud on one database)
+        engine.dispose()
 
 
 def register(db_url: str, gateway: str, *patients: str, site: str = "site-1") -> None:
@@ -50,6 +54,18 @@ def register(db_url: str, gateway: str, *patients: str, site: str = "site-1") ->
     register_site(db_url, site, [gateway], patients)
 
 
+def query_db(db_url: str, sql: str, **params: Any) -> list[Any]:
+    """Rows of ``sql`` on the cloud's relational store (SQLite or PostgreSQL), as tuples."""
+    from sqlalchemy import text
+
+    engine = make_engine(db_url, migrate=False)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -59,6 +75,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: floa
             return last
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(autouse=True)
+def _test_databases() -> Iterator[None]:
+    """The relational databases a test made are dropped after it (``tests.dbkit``)."""
+    before = dbkit.made()
+    yield
+    dbkit.drop_test_databases(keep=before)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    dbkit.stop_server()
 
 
 @pytest.fixture
@@ -99,13 +127,15 @@ class _Child:
 class Cloud(_Child):
     """``vigie cloud run`` as a real process."""
 
-    def __init__(self, svc: Services, workdir: Path, database: str = "vigie") -> None:
+    def __init__(self, svc: Services, workdir: Path, database: str = "vigie",
+                 db_url: str | None = None) -> None:
+        """``db_url``: the relational store (default: the test backend's, by ``workdir``)."""
         self.svc = svc
         self.workdir = workdir
         self.database = database
         self.api_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.db_url = f"sqlite:///{workdir / 'cloud.sqlite3'}"
+        self.db_url = db_url or database_url(workdir)
         self.username = ADMIN  # a global admin: the API needs a token (issue 6)
         with contextlib.suppress(accounts.AccountExists):  # a second Cloud on the same db
             add_user(self.db_url, ADMIN, ADMIN_PASSWORD, "admin")
@@ -114,16 +144,29 @@ class Cloud(_Child):
         self.store = InfluxV1(svc.influx.url, database)
         self.extra_args: list[str] = [] if svc.pki is None else _ingest_tls_args(svc)
 
-    def start(self) -> Cloud:
+    def start(self, *, standby: bool = False) -> Cloud:
+        """Start and wait until the ingest is subscribed (``standby``: until the API
+        answers that this process stands by for another's ingest lock)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
         log = (self.workdir / "cloud.log").open("ab")
         self.proc = subprocess.Popen(
             [*VIGIE, "cloud", "run", "--mqtt", self.svc.mqtt, "--influx", self.svc.influx.url,
-             "--database", self.database, "--db-url",
-             f"sqlite:///{self.workdir / 'cloud.sqlite3'}", "--api-port", str(self.api_port),
+             "--database", self.database, "--db-url", self.db_url, "--api-port",
+             str(self.api_port),
              *self.extra_args], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         log.close()
-        wait_for(self._subscribed, 30, "ingest subscribed")
+        if standby:
+            wait_for(lambda: self.leadership() == "standby", 30, "standing by")
+        else:
+            wait_for(self._subscribed, 30, "ingest subscribed")
         return self
+
+    def leadership(self) -> str | None:
+        """``active`` or ``standby`` on PostgreSQL (``cloud_api.leadership``), else None."""
+        try:
+            return self.api.get("/health").json()["ingest"].get("leadership")  # type: ignore[no-any-return]
+        except (httpx.HTTPError, KeyError, ValueError):
+            return None
 
     def _subscribed(self) -> bool:
         try:

@@ -1,17 +1,20 @@
-"""Start the real services Vigie talks to (Mosquitto, InfluxDB 1.x) on private loopback ports.
+"""Start the real services Vigie talks to (Mosquitto, InfluxDB 1.x, PostgreSQL) on private
+loopback ports.
 
 Each service keeps its data in a run directory of its own, answers before ``start()``
 returns, and can be stopped and restarted on the same port and data (fault tests rely on it).
-The binaries come from the Debian packages ``mosquitto`` and ``influxdb``, which
-``scripts/setup`` installs.
+The binaries come from the Debian packages ``mosquitto``, ``influxdb`` and ``postgresql``,
+which ``scripts/setup`` installs.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import glob
 import logging
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -77,6 +80,9 @@ class _Service:
     def _ready(self) -> bool:
         raise NotImplementedError
 
+    def _popen_extra(self) -> dict[str, object]:
+        return {}
+
     @property
     def log_path(self) -> Path:
         return self.dir / f"{self.name}.out"
@@ -85,8 +91,9 @@ class _Service:
         if self.running:
             return
         out = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self._command(), stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(self._command(), stdout=out, stderr=subprocess.STDOUT,  # type: ignore[call-overload]
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     **self._popen_extra())
         out.close()
         _LIVE.add(self.proc)
         deadline = time.monotonic() + timeout
@@ -245,6 +252,138 @@ bind-address = "127.0.0.1:{self.rpc_port}"
                 return int(resp.status) == 204
         except (OSError, urllib.error.URLError):
             return False
+
+
+PG_SUPERUSER = "vigie"  # superuser of the private cluster (trust, loopback only)
+
+
+def _pg_binary(name: str) -> str:
+    """Debian keeps the server binaries per major version under /usr/lib/postgresql."""
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                   key=lambda p: int(Path(p).parent.parent.name))
+    if found:
+        return found[-1]
+    return _find(name)
+
+
+class PostgreSQL(_Service):
+    """PostgreSQL (Debian's package): a private cluster listening on loopback TCP only.
+
+    ``initdb`` runs on first start. PostgreSQL refuses to run as root: as root (CI, tests) the
+    cluster runs as the ``postgres`` system user the package creates, and since that user
+    may not reach a root-owned run directory (pytest's are 0700), its data directory is then
+    made under the system temporary directory and named in ``run_dir/postgresql/datadir``
+    (``remove()`` deletes it). Any local client is trusted, as the superuser
+    ``PG_SUPERUSER``: a development and test cluster, not a production one.
+
+    ``fast`` turns off fsync and full-page writes: a crash of the machine (not of the
+    process) may then corrupt the cluster, which tests and benchmarks do not mind.
+    """
+
+    name = "postgresql"
+
+    def __init__(self, run_dir: Path, port: int | None = None, *, fast: bool = False) -> None:
+        super().__init__(run_dir, port)
+        self.fast = fast
+        self._owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+        self.data = self._data_dir()
+
+    def url(self, database: str = "vigie") -> str:
+        """SQLAlchemy URL of ``database`` on this cluster (psycopg 3)."""
+        return f"postgresql+psycopg://{PG_SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def _data_dir(self) -> Path:
+        if self._owner is None:
+            return self.dir / "data"
+        pointer = self.dir / "datadir"
+        if pointer.exists() and Path(pointer.read_text().strip()).is_dir():
+            return Path(pointer.read_text().strip())
+        data = Path(tempfile.mkdtemp(prefix="vigie-postgresql-"))
+        os.chown(data, self._owner.pw_uid, self._owner.pw_gid)
+        pointer.write_text(f"{data}\n")
+        return data
+
+    def _as_owner(self) -> dict[str, object]:
+        """Popen arguments running a PostgreSQL binary as the cluster's owner."""
+        if self._owner is None:
+            return {}
+        return {"user": self._owner.pw_uid, "group": self._owner.pw_gid, "extra_groups": [],
+                "env": {**os.environ, "HOME": self._owner.pw_dir, "USER": "postgres"}}
+
+    def _initdb(self) -> None:
+        if (self.data / "PG_VERSION").exists():
+            return
+        cmd = [_pg_binary("initdb"), "-D", str(self.data), "-U", PG_SUPERUSER,
+               "--auth=trust", "--encoding=UTF8", "--locale=C"]
+        if self.fast:
+            cmd.append("--no-sync")
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                              stdin=subprocess.DEVNULL, cwd="/", **self._as_owner())  # type: ignore[call-overload]
+        if done.returncode != 0:
+            raise ServiceError(f"initdb failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+
+    def _command(self) -> list[str]:
+        self._initdb()
+        settings = ["listen_addresses=127.0.0.1", f"port={self.port}",
+                    "unix_socket_directories=", "max_connections=300",
+                    "log_min_messages=warning", "log_min_error_statement=panic"]
+        if self.fast:
+            settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+        return [_pg_binary("postgres"), "-D", str(self.data),
+                *(arg for setting in settings for arg in ("-c", setting))]
+
+    def _popen_extra(self) -> dict[str, object]:
+        return {**self._as_owner(), "cwd": "/"}
+
+    def _ready(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(host="127.0.0.1", port=self.port, user=PG_SUPERUSER,
+                                 dbname="postgres", connect_timeout=1) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def stop(self, *, hard: bool = False, timeout: float = 20.0) -> None:
+        """SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for every client)."""
+        if not hard and self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        super().stop(hard=hard, timeout=timeout)
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=PG_SUPERUSER,
+                             dbname="postgres", autocommit=True) as conn:
+            conn.execute(sql.encode())
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database (``template``: a copy of that one); its SQLAlchemy URL."""
+        _check_identifier(name)
+        sql = f'CREATE DATABASE "{name}"'
+        if template is not None:
+            _check_identifier(template)
+            sql += f' TEMPLATE "{template}"'
+        self._admin(sql)
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop ``name``, ending the sessions still connected to it."""
+        _check_identifier(name)
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def remove(self) -> None:
+        """Stop, and delete a data directory made outside the run directory (as root)."""
+        self.stop()
+        if self._owner is not None:
+            shutil.rmtree(self.data, ignore_errors=True)
+
+
+def _check_identifier(name: str) -> None:
+    if not name or not all(c.isascii() and (c.isalnum() or c == "_") for c in name):
+        raise ValueError(f"not a plain database name: {name!r}")
 
 
 def _secure_pki(run_dir: Path, secure: bool | PkiPaths) -> PkiPaths | None:

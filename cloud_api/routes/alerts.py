@@ -31,7 +31,7 @@ from cloud_api.tenancy import patient_clause, patient_site
 from vigie.contract import iso
 
 router = APIRouter(tags=["alerts"], responses=AUTH_ERRORS)
-AlertId = Annotated[int, Path(ge=1, le=2**62)]
+AlertId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # alerts.id: INTEGER on PostgreSQL
 
 
 class AlertOut(BaseModel):

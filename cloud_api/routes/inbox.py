@@ -35,7 +35,7 @@ from cloud_api.tenancy import patient_clause
 from vigie.contract import now_utc
 
 router = APIRouter(tags=["alerts"], responses=AUTH_ERRORS)
-AlertId = Annotated[int, Path(ge=1, le=2**62)]
+AlertId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # alerts.id: INTEGER on PostgreSQL
 RANK: Final = {"urgent": 0, "warning": 1, "info": 2}
 UNACKNOWLEDGED: Final = ("open", "escalated")
 POLL_S: Final = 1.0

@@ -24,6 +24,7 @@ from alerting.seam import AlertSignal, Category, Severity
 from cloud_api import alerts, notifications
 from cloud_api.db import NotifyDelivery, NotifyEvent, make_engine, make_sessions
 from cloud_api.tenancy import register_patient
+from tests.dbkit import database_url
 
 T0 = datetime(2026, 3, 1, 7, 0, tzinfo=UTC)
 SECRET = "s3cret-for-tests"
@@ -48,7 +49,7 @@ class Cloud:
     """The relational store with ingest's alert path and an injected clock."""
 
     def __init__(self, tmp: Path, clock: Clock) -> None:
-        self.engine = make_engine(f"sqlite:///{tmp / 'cloud.sqlite3'}")
+        self.engine = make_engine(database_url(tmp))
         self.sessions: sessionmaker[Session] = make_sessions(self.engine)
         self.clock = clock
         with self.sessions() as session:

@@ -34,6 +34,7 @@ from cloud_api.db import (
 from cloud_api.points import UNATTRIBUTED, ns
 from cloud_api.security import TokenIssuer
 from cloud_api.tenancy import register_patient
+from tests.dbkit import database_url
 
 with warnings.catch_warnings():  # starlette asks for httpx2; httpx is what the project uses
     warnings.simplefilter("ignore")
@@ -179,7 +180,7 @@ def seed(sessions: sessionmaker[Session], store: FakeStore) -> tuple[Site, Site]
 
 def make_api(tmp_path: Path, tokens: TokenIssuer | None = None, *,
              raise_server_exceptions: bool = True) -> Iterator[Api]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'api.sqlite3'}")
+    engine = make_engine(database_url(tmp_path, "api"))
     sessions = make_sessions(engine)
     store = FakeStore()
     alpha, bravo = seed(sessions, store)

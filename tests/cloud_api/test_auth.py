@@ -12,10 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cloud_api import accounts
-from cloud_api.db import User, make_engine, make_sessions
+from cloud_api.db import User, UserSite, make_engine, make_sessions
 from cloud_api.errors import ConfigError
 from cloud_api.security import SECRET_ENV, TOKEN_TTL, TokenIssuer, load_secret
 from tests.cloud_api.api_kit import PASSWORD, SECRET, Api, table_of
+from tests.dbkit import database_url
 from vigie.cli import app as cli
 from vigie.contract import now_utc
 
@@ -71,6 +72,8 @@ def test_forged_and_garbled_tokens_are_refused(api: Api) -> None:
 def test_a_removed_user_loses_access_before_the_token_expires(api: Api) -> None:
     headers = api.token("nurse-alpha")
     with api.ctx.sessions.begin() as session:
+        # its site memberships first: PostgreSQL enforces the foreign key
+        session.execute(table_of(UserSite).delete().where(UserSite.username == "nurse-alpha"))
         session.execute(table_of(User).delete().where(User.username == "nurse-alpha"))
     resp = api.client.get("/alerts", headers=headers)
     assert resp.status_code == 401 and resp.json()["detail"] == "user no longer exists"
@@ -137,7 +140,7 @@ def test_secret_is_generated_once_with_mode_0600(tmp_path: Path,
 
 
 def test_cli_adds_and_lists_users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    db = database_url(tmp_path)
     pw = tmp_path / "pw"
     pw.write_text("a password from a file\n")
     runner = CliRunner()

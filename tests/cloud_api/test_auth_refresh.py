@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from cloud_api import accounts
 from cloud_api import refresh as refresh_store
-from cloud_api.db import AuditEntry, DisabledUser, RefreshToken, User
+from cloud_api.db import AuditEntry, DisabledUser, RefreshToken, User, UserSite
 from cloud_api.security import REFRESH_TTL, TOKEN_TTL, TokenIssuer
 from tests.cloud_api.api_kit import PASSWORD, SECRET, Api, make_api, table_of
 from vigie.contract import now_utc
@@ -239,6 +239,8 @@ def test_a_user_disabled_or_removed_behind_the_apis_back_cannot_refresh(api: Api
     with api.ctx.sessions.begin() as session:
         session.add(DisabledUser(username="nurse-alpha", disabled_at=now_utc(),
                                  disabled_by="sql"))
+        # its site memberships first: PostgreSQL enforces the foreign key
+        session.execute(table_of(UserSite).delete().where(UserSite.username == "physician-alpha"))
         session.execute(table_of(User).delete().where(User.username == "physician-alpha"))
     refused(refresh(api, nurse["refresh_token"]), "user no longer exists or is disabled")
     refused(refresh(api, physician["refresh_token"]), "user no longer exists or is disabled")

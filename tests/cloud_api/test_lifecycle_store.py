@@ -16,6 +16,7 @@ from alerting.seam import AlertSignal, Category, Severity
 from cloud_api import alerts, notifications
 from cloud_api.db import Alert, AlertEvent, AlertTimer, NotifyEvent, make_engine, make_sessions
 from cloud_api.tenancy import register_patient
+from tests.dbkit import database_url
 from vigie.contract import EdgeAlarm
 
 T0 = datetime(2026, 3, 1, 7, 0, tzinfo=UTC)
@@ -35,7 +36,7 @@ def signal(rule: str = LOW, severity: Severity = Severity.URGENT, at: datetime =
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'cloud.sqlite3'}")
+    engine = make_engine(database_url(tmp_path))
     yield make_sessions(engine)
     engine.dispose()
 

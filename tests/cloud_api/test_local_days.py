@@ -29,6 +29,7 @@ from cloud_api.influx import InfluxV1
 from cloud_api.points import MEASUREMENT, ns
 from cloud_api.security import TokenIssuer
 from cloud_api.tenancy import register_patient
+from tests.dbkit import database_url
 from vigie.services import Services
 
 with warnings.catch_warnings():  # as in api_kit: starlette asks for httpx2
@@ -143,8 +144,7 @@ def test_baseline_band_walks_local_days_across_both_dst_changes() -> None:
 @contextlib.contextmanager
 def _serve(store: InfluxV1, tmp_path: Path, zone: str) -> Iterator[tuple[TestClient, str]]:
     """The API on the real store, with one nurse of SITE and the patient p-page."""
-    db = tmp_path / (zone.replace("/", "-") + ".sqlite3")
-    engine = make_engine(f"sqlite:///{db}")
+    engine = make_engine(database_url(tmp_path, zone.replace("/", "-")))
     sessions = make_sessions(engine)
     with sessions.begin() as session:
         accounts.add_user(session, "nurse-tz", "pw for the tz test", "nurse", [SITE],
@@ -192,7 +192,8 @@ def test_the_cloud_builds_its_api_with_the_configured_zone(
         influx: tuple[Services, InfluxV1], tmp_path: Path) -> None:
     svc, _ = influx
     ctx, ingest = build(CloudSettings(influx_url=svc.influx.url, influx_db="localdays",
-                                      db_url=f"sqlite:///{tmp_path / 'cloud.sqlite3'}",
+                                      db_url=database_url(tmp_path),
+                                      secret_file=str(tmp_path / "api-secret"),
                                       ingest=False, day_zone="America/Cayenne"))
     assert ingest is None and ctx.day_zone == CAYENNE
     ctx.store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import event
@@ -16,14 +17,15 @@ from cloud_api.stages.refusal import code_of
 from cloud_api.stages.work import Work
 from cloud_api.tenancy import register_patients
 from tests.alerting.alerting_kit import reading
+from tests.dbkit import database_url
 from vigie.contract import EdgeAlarm, Kind
 
 T = datetime(2026, 11, 1, 10, tzinfo=UTC)
 
 
 @pytest.fixture
-def sessions() -> Iterator[sessionmaker[Session]]:
-    engine = make_engine("sqlite://")
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url(tmp_path))
     made = make_sessions(engine)
     with made.begin() as s:
         s.add_all([CareSite(id="home-1", name="Home 1"), CareSite(id="home-2", name="Home 2")])

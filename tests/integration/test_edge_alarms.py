@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import queue
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,7 +18,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.alerting.notify_kit import SECRET, Receiver
-from tests.conftest import Cloud, wait_for
+from tests.conftest import Cloud, query_db, wait_for
 from vigie.contract import (
     Batch,
     Kind,
@@ -82,8 +81,7 @@ def _publish_low(port: int, patient: str) -> None:
 
 
 def _cloud_db(cloud: Cloud, sql: str) -> list[Any]:
-    with sqlite3.connect(cloud.workdir / "cloud.sqlite3", timeout=10) as db:
-        return db.execute(sql).fetchall()
+    return query_db(cloud.db_url, sql)
 
 
 def test_gateway_pages_on_site_when_the_cloud_is_away_and_the_cloud_does_not_repage(

@@ -29,6 +29,7 @@ from cloud_api.stages.refusal import code_of
 from cloud_api.stages.store import write_isolating
 from tests.alerting.alerting_kit import reading
 from tests.conftest import Cloud, register, wait_for, write_replay
+from tests.dbkit import database_url
 from vigie.contract import Kind, Reading, observations_topic, status_topic
 from vigie.services import Services
 
@@ -218,9 +219,10 @@ def test_a_message_whose_handling_fails_is_quarantined_alone(services: Services,
     and the two others are stored and page."""
     ctx, ingest = build(CloudSettings(mqtt=services.mqtt, influx_url=services.influx.url,
                                       influx_db="poison",
-                                      db_url=f"sqlite:///{tmp_path / 'cloud.sqlite3'}"))
+                                      db_url=database_url(tmp_path),
+                                      secret_file=str(tmp_path / "api-secret")))
     assert isinstance(ingest, Ingest) and isinstance(ingest.evaluator, Engine)
-    register(f"sqlite:///{tmp_path / 'cloud.sqlite3'}", "gw-p", "p-1", "p-poison", "p-2")
+    register(database_url(tmp_path), "gw-p", "p-1", "p-poison", "p-2")
     ingest.evaluator = Exploding(ingest.evaluator)
     ingest.start()
     try:

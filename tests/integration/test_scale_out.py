@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud_api import accounts
 from tests.conftest import ADMIN, ADMIN_PASSWORD, Cloud, GatewayProc, add_user, wait_for
+from tests.dbkit import database_url
 from vigie.contract import decode_gateway_devices
 from vigie.services import Services
 
@@ -38,7 +39,7 @@ class Workers:
 
     def __init__(self, svc: Services, root: Path) -> None:
         root.mkdir(parents=True)
-        self.db_url = f"sqlite:///{root / 'shared.sqlite3'}"
+        self.db_url = database_url(root, "shared")
         with contextlib.suppress(accounts.AccountExists):
             add_user(self.db_url, ADMIN, ADMIN_PASSWORD, "admin")
         self.procs: dict[str, Cloud] = {}

@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.conftest import Cloud, GatewayProc, wait_for, write_replay
+from tests.conftest import Cloud, GatewayProc, query_db, wait_for, write_replay
 from vigie.contract import (
     decode_gateway_devices,
     decode_stored,
@@ -345,10 +345,9 @@ def test_headless_demo_runs_in_the_secure_profile(tmp_path: Path) -> None:
 
 
 def _list_versions(db_url: str, gateway: str) -> tuple[int, int] | None:
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
-        row = db.execute("SELECT version, published_version FROM gateway_config "
-                         "WHERE gateway_id = ?", (gateway,)).fetchone()
-    return None if row is None else (int(row[0]), int(row[1]))
+    rows = query_db(db_url, "SELECT version, published_version FROM gateway_config "
+                    "WHERE gateway_id = :gateway", gateway=gateway)
+    return None if not rows else (int(rows[0][0]), int(rows[0][1]))
 
 
 @pytest.mark.timeout(60)  # two cloud starts

@@ -16,6 +16,7 @@ from cloud_api.points import to_line
 from cloud_api.queries import HistoryLoader
 from cloud_api.stages.work import Work
 from tests.alerting.alerting_kit import reading
+from tests.dbkit import database_url
 from vigie.contract import Kind
 from vigie.services import Services
 
@@ -125,7 +126,8 @@ def test_the_cloud_gives_its_engine_the_batched_loader(
     asked for a prefetch: one query per patient."""
     ctx, ingest = build(CloudSettings(mqtt=services.mqtt, influx_url=services.influx.url,
                                       influx_db="warmup_app", role=role,
-                                      db_url=f"sqlite:///{tmp_path / 'cloud.sqlite3'}"))
+                                      db_url=database_url(tmp_path),
+                                      secret_file=str(tmp_path / "api-secret")))
     assert ingest is not None and isinstance(ingest.evaluator, Engine)
     batch = [reading(Kind.GLUCOSE, 110.0, NOW, pid=f"p-{role}-{i}") for i in range(150)]
     ctx.store.write([to_line(r, "site-1") for r in batch])
@@ -136,3 +138,4 @@ def test_the_cloud_gives_its_engine_the_batched_loader(
     assert ingest.stats.readings_stored == 150
     ctx.store.close()
     ctx.sessions.kw["bind"].dispose()
+    ingest.sessions.kw["bind"].dispose()  # a scale-out worker's engine is its own
