@@ -225,7 +225,8 @@ def test_notification_is_written_in_the_alert_transaction(store: Store) -> None:
     with store.sessions() as session:
         assert session.scalars(select(Alert)).all() == []
         assert session.scalars(select(NotifyEvent)).all() == []
-    store.live = alerts.LiveIndex(store.sessions())  # ingest rebuilds its cache on failure
+    with store.sessions() as session:  # ingest rebuilds its cache on failure
+        store.live = alerts.LiveIndex(session)
     [aid] = store.apply(signal())
     with store.sessions() as session:
         [event] = session.scalars(select(NotifyEvent)).all()
