@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -81,11 +81,20 @@ class SiteOut(BaseModel):
     name: str
 
 
+def _integral(value: Any) -> Any:
+    """JSON Schema's integer admits 66.0 (a number with no fraction): take it as 66. A
+    boolean or a fraction goes on to the strict check, which refuses it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _optional_params(rule: BaseRule[Any]) -> type[BaseModel]:
     """A rule's parameter model with every field optional (an override of some of them)."""
     fields: dict[str, Any] = {
-        name: (Annotated[info.annotation, *info.metadata] | None,
-               Field(default=None, description=info.description))
+        name: (Annotated[info.annotation, *info.metadata,
+                         *([BeforeValidator(_integral)] if info.annotation is int else [])]
+               | None, Field(default=None, description=info.description))
         for name, info in rule.Params.model_fields.items()}
     return create_model(f"{rule.Params.__name__}Override", __config__=_FORBID, **fields)
 
