@@ -141,6 +141,7 @@ class Engine:
         self._gateway_seen: dict[str, float] = {}
         self._heartbeat_gateways: set[str] = set()
         self._gateway_due: list[tuple[float, str]] = []
+        self._gateway_pending: set[str] = set()  # gateways with an entry in that heap
         self._silent: frozenset[str] = frozenset()
         self._gateway_patients: dict[str, set[str]] = {}
         self._gateway_limit = self._gateway_silence_limit()
@@ -256,8 +257,7 @@ class Engine:
         if gateway_id not in self._heartbeat_gateways:
             self._heartbeat_gateways.add(gateway_id)
             self._gateway_seen.setdefault(gateway_id, ts(at))
-            seen = self._gateway_seen[gateway_id]
-            heapq.heappush(self._gateway_due, (seen + self._gateway_limit, gateway_id))
+            self._watch(gateway_id)
         self._heard(gateway_id, ts(at))
 
     def set_patient_settings(self, patient_id: str, settings: Mapping[str, Any] | None
@@ -515,22 +515,33 @@ class Engine:
         self._gateway_seen[gateway_id] = at
         if gateway_id not in self._heartbeat_gateways:
             return
-        heapq.heappush(self._gateway_due, (at + self._gateway_limit, gateway_id))
         if gateway_id in self._silent and (
                 self._clock is None or self._clock - at < self._gateway_limit):
             self._silent = self._silent - {gateway_id}
             self._touched |= self._gateway_patients.get(gateway_id, set())
+        self._watch(gateway_id)
+
+    def _watch(self, gateway_id: str) -> None:
+        """One heap entry per watched gateway that is not silent, at the time it would turn
+        silent when it was last put there; news since only moves that time later, so the
+        entry is checked and put back when it comes due (one entry per gateway, not one per
+        reading)."""
+        if gateway_id in self._gateway_pending or gateway_id in self._silent:
+            return
+        self._gateway_pending.add(gateway_id)
+        heapq.heappush(self._gateway_due,
+                       (self._gateway_seen[gateway_id] + self._gateway_limit, gateway_id))
 
     def _gateways_turned_silent(self, now: float) -> None:
         heap = self._gateway_due
         while heap and heap[0][0] <= now:
-            at, gateway_id = heapq.heappop(heap)
-            seen = self._gateway_seen.get(gateway_id)
-            if (seen is None or at != seen + self._gateway_limit
-                    or gateway_id in self._silent):
-                continue  # heard from since: a later entry stands for it
-            self._silent = self._silent | {gateway_id}
-            self._touched |= self._gateway_patients.get(gateway_id, set())
+            _, gateway_id = heapq.heappop(heap)
+            self._gateway_pending.discard(gateway_id)
+            if now - self._gateway_seen[gateway_id] >= self._gateway_limit:
+                self._silent = self._silent | {gateway_id}
+                self._touched |= self._gateway_patients.get(gateway_id, set())
+            else:
+                self._watch(gateway_id)  # heard from since: back at its new time
 
     def _moves_silence_earlier(self, state: PatientState, reading: Reading,
                                measured: float) -> bool:

@@ -155,3 +155,11 @@ def test_settings_edit_is_looked_at_by_the_next_tick() -> None:
     assert not raised(eng.tick(T0 + days(4)), "silence.glucose")
     eng.set_patient_settings("p-9", {"profile": ["heart_failure", "diabetes"]})
     assert raised(eng.tick(T0 + days(4)), "silence.glucose")
+
+
+def test_a_gateway_heard_again_turns_silent_counted_from_its_latest_news() -> None:
+    eng = engine(profile="diabetes")
+    eng.heartbeat("gw-1", T0)
+    eng.evaluate(reading(Kind.GLUCOSE, 120, T0 + timedelta(hours=1)))
+    assert not raised(eng.tick(T0 + timedelta(hours=6)), "silence.gateway")
+    assert raised(eng.tick(T0 + timedelta(hours=7)), "silence.gateway")
